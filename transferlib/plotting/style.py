@@ -1,0 +1,72 @@
+"""One figure style for the whole book, and the caption suffix every figure ends with."""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+
+# Okabe-Ito colours: distinguishable with the common colour-vision deficiencies and in grey print.
+PALETTE: tuple[str, ...] = (
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#D55E00",
+    "#CC79A7",
+    "#56B4E9",
+    "#F0E442",
+    "#000000",
+)
+
+BOOK_STYLE: dict[str, object] = {
+    "figure.figsize": (6.4, 4.0),
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "savefig.bbox": "tight",
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+    "lines.linewidth": 1.6,
+    "lines.markersize": 5,
+    "image.cmap": "viridis",
+    "axes.prop_cycle": mpl.cycler(color=list(PALETTE)),
+}
+
+
+def use_book_style() -> None:
+    """Apply the book's matplotlib style globally (call once at the top of a notebook)."""
+    mpl.rcParams.update(BOOK_STYLE)
+
+
+def caption_suffix(dataset: str, model: str | None, scale: str, n_tasks: int | None = None) -> str:
+    """Return the sentence that ends every figure caption: data, model, scale and number of tasks.
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset name, e.g. ``"glyphs"``.
+    model : str or None
+        Model name, or None when no model is involved.
+    scale : str
+        Scale the notebook ran at.
+    n_tasks : int, optional
+        Number of tasks the figure summarises.
+
+    Examples
+    --------
+    >>> caption_suffix("glyphs", "resnet20", "book", 40)
+    'Data: glyphs; model: resnet20; scale: book; 40 tasks.'
+    >>> caption_suffix("glyphs", None, "smoke")
+    'Data: glyphs; no model; scale: smoke.'
+    """
+    parts = [f"Data: {dataset}", f"model: {model}" if model else "no model", f"scale: {scale}"]
+    if n_tasks is not None:
+        parts.append(f"{n_tasks} task" + ("" if n_tasks == 1 else "s"))
+    return "; ".join(parts) + "."
