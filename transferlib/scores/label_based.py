@@ -93,12 +93,12 @@ def nce(target_labels: Any, source_labels: Any) -> float:
 
     Examples
     --------
-    >>> nce([0, 0, 1, 1], [5, 5, 7, 7])  # Y is a function of Z
-    -0.0
+    >>> nce([0, 0, 1, 1], [5, 5, 7, 7])  # Y is a function of Z: nothing left to explain
+    0.0
     """
     _, classes = as_labels(target_labels, "target_labels")
     require_classes(len(classes), 2)
-    return -conditional_entropy(target_labels, source_labels)
+    return 0.0 - conditional_entropy(target_labels, source_labels)  # 0.0 - x avoids -0.0
 
 
 def hardness(labels: Any) -> float:

@@ -108,7 +108,7 @@ def leep(source_probs: Any, target_labels: Any) -> float:
     Examples
     --------
     >>> round(leep([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], [0, 1, 0]), 6)
-    -0.371449
+    -0.408691
     """
     xp, probs, codes, k = _prepare(source_probs, target_labels)
     conditional = _eep_conditional(xp, probs, codes, k)

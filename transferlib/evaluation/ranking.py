@@ -1,0 +1,128 @@
+"""Ranking metrics: does a score pick the best source/model?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from transferlib.evaluation._validation import as_pair
+
+__all__ = ["best_in_top_k", "dcg", "ndcg", "relative_top_k_accuracy"]
+
+
+def _check_k(k: int, n: int) -> None:
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in [1, {n}], got {k}")
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest scores (stable: earlier items first on ties)."""
+    return np.argsort(-scores, kind="stable")[:k]
+
+
+def relative_top_k_accuracy(scores: Any, metric: Any, k: int = 1) -> float:
+    r"""Best metric among the score's top-k picks, relative to the best overall.
+
+    .. math:: \mathrm{Rel@}k = \frac{\max_{i \in \mathrm{top}_k(s)} m_i}{\max_i m_i}
+
+    (Li et al. 2021, "Ranking Neural Checkpoints"). 1 means the best candidate is
+    among the first k picks.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n,)
+        Transferability scores (higher = predicted better).
+    metric : array-like of shape (n,)
+        Measured performance, e.g. accuracy; must be positive (a ratio).
+    k : int
+        Number of picks, ``1 <= k <= n``. Ties in ``scores`` are broken by position.
+
+    Returns
+    -------
+    float
+        In (0, 1].
+    """
+    s, m = as_pair(scores, metric, ("scores", "metric"), minimum=1)
+    _check_k(k, s.size)
+    if m.min() <= 0:
+        raise ValueError("metric must be positive for a relative accuracy")
+    return float(m[_top_k(s, k)].max() / m.max())
+
+
+def best_in_top_k(scores: Any, metric: Any, k: int = 1) -> bool:
+    """Whether a candidate with the best metric is among the k highest-scored ones.
+
+    Parameters
+    ----------
+    scores, metric : array-like of shape (n,)
+        Scores (higher = predicted better) and measured performance.
+    k : int
+        ``1 <= k <= n``; ties in ``scores`` broken by position.
+
+    Returns
+    -------
+    bool
+    """
+    s, m = as_pair(scores, metric, ("scores", "metric"), minimum=1)
+    _check_k(k, s.size)
+    return bool(m[_top_k(s, k)].max() == m.max())
+
+
+def dcg(scores: Any, relevance: Any, k: int | None = None) -> float:
+    r"""Discounted cumulative gain of the ranking induced by ``scores``.
+
+    .. math:: \mathrm{DCG@}k = \sum_{r=1}^{k} \frac{\mathrm{rel}_{\pi(r)}}{\log_2(r + 1)}
+
+    where :math:`\pi` orders items by decreasing score (linear gains, as in
+    ``sklearn.metrics.dcg_score``). Tied scores share the average discount of the
+    positions they occupy, so the result does not depend on input order. Bao et al.
+    (2019) compare H-score rankings with task affinities this way.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n,)
+        Predicted scores (higher ranks first).
+    relevance : array-like of shape (n,)
+        True relevance (e.g. measured transfer performance).
+    k : int, optional
+        Only the first k positions count; default all.
+
+    Returns
+    -------
+    float
+    """
+    s, rel = as_pair(scores, relevance, ("scores", "relevance"), minimum=1)
+    k = s.size if k is None else k
+    _check_k(k, s.size)
+    order = np.argsort(-s, kind="stable")
+    discounts = np.zeros(s.size)
+    discounts[:k] = 1.0 / np.log2(np.arange(2, k + 2))
+    sorted_scores = s[order]
+    _, group, counts = np.unique(-sorted_scores, return_inverse=True, return_counts=True)
+    mean_discount = np.bincount(group, weights=discounts) / counts
+    return float((rel[order] * mean_discount[group]).sum())
+
+
+def ndcg(scores: Any, relevance: Any, k: int | None = None) -> float:
+    r"""Normalised DCG: :func:`dcg` divided by the DCG of the ideal ranking (by relevance).
+
+    Parameters
+    ----------
+    scores, relevance : array-like of shape (n,)
+        As in :func:`dcg`; relevance must be non-negative and not all zero.
+    k : int, optional
+        Cut-off.
+
+    Returns
+    -------
+    float
+        In [0, 1]; 1 for a ranking that orders items by relevance.
+    """
+    _, rel = as_pair(scores, relevance, ("scores", "relevance"), minimum=1)
+    if rel.min() < 0:
+        raise ValueError("relevance must be non-negative for nDCG")
+    ideal = dcg(rel, rel, k)
+    if ideal == 0:
+        raise ValueError("relevance is all zero; nDCG is undefined")
+    return dcg(scores, rel, k) / ideal
