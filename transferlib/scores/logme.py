@@ -33,29 +33,37 @@ class _Evidence:
     iterations: int
 
 
-def _spectrum(xp: Namespace, f: Any, targets: Any, gram: str, rtol: float) -> tuple[Any, Any, Any]:
-    r"""Non-zero eigenvalues :math:`\sigma_i` of :math:`F^\top F` and projections
-    :math:`z_i = u_i^\top y` of every target column on the left singular vectors.
+def _spectrum(
+    xp: Namespace, f: Any, targets: Any, gram: str, rtol: float
+) -> tuple[Any, Any, Any]:
+    r"""Non-zero eigenvalues :math:`\sigma_i` of :math:`F^\top F`, projections
+    :math:`z_i = u_i^\top y` of every target column on the left singular vectors, and
+    :math:`\|(I - UU^\top)y\|^2`, the part of each target outside the range of :math:`F`.
 
     ``gram="features"`` decomposes the :math:`D \times D` matrix :math:`F^\top F` and uses
     :math:`u_i = F v_i / \sqrt{\sigma_i}`; ``"samples"`` decomposes the :math:`n \times n`
-    matrix :math:`F F^\top` whose eigenvectors are the :math:`u_i` directly.
+    matrix :math:`F F^\top` whose eigenvectors are the :math:`u_i` directly. The outside
+    part is formed explicitly (one GEMM) rather than as :math:`\|y\|^2 - \|z\|^2`, whose
+    cancellation error would be multiplied by a large :math:`\beta`.
     """
     if gram == "features":
         sigma, v = xp.eigh(f.T @ f)
         keep = sigma > rtol * xp.item(xp.max(sigma))
-        sigma = sigma[keep]
-        z = (v[:, keep].T @ (f.T @ targets)) / xp.sqrt(sigma)[:, None]
+        sigma, v = sigma[keep], v[:, keep]
+        coefficients = (v.T @ (f.T @ targets)) / sigma[:, None]  # V^T F^T y / s^2
+        z = coefficients * xp.sqrt(sigma)[:, None]
+        outside = targets - f @ (v @ coefficients)
     else:
         sigma, u = xp.eigh(f @ f.T)
         keep = sigma > rtol * xp.item(xp.max(sigma))
-        sigma = sigma[keep]
-        z = u[:, keep].T @ targets
-    return sigma, z
+        sigma, u = sigma[keep], u[:, keep]
+        z = u.T @ targets
+        outside = targets - u @ z
+    return sigma, z, xp.sum(outside * outside, axis=0)
 
 
 def _fixed_point(
-    xp: Namespace, sigma: Any, z: Any, y_norm2: Any, n: int, d: int, max_iter: int, tol: float
+    xp: Namespace, sigma: Any, z: Any, outside: Any, n: int, d: int, max_iter: int, tol: float
 ) -> _Evidence:
     r"""MacKay's evidence fixed point for all target columns at once (You et al. Alg. 1).
 
@@ -66,7 +74,6 @@ def _fixed_point(
     k = z.shape[1]
     sigma_col = sigma[:, None]
     z2 = z * z
-    outside = xp.maximum(y_norm2 - xp.sum(z2, axis=0), 0.0)  # part of y orthogonal to range(F)
 
     def evaluate(alpha: Any, beta: Any) -> tuple[Any, Any, Any, Any]:
         denominator = alpha + beta * sigma_col
@@ -114,9 +121,8 @@ def _logme_evidence(
         raise ValueError(f"gram must be 'auto', 'features' or 'samples', got {gram!r}")
     targets = xp.one_hot(xp.asarray(codes, "int"), len(classes))
     tol_rank = max(n, d) * float(np.finfo(np.float64).eps) if rtol is None else rtol
-    sigma, z = _spectrum(xp, f, targets, gram, tol_rank)
-    y_norm2 = xp.sum(targets * targets, axis=0)
-    return _fixed_point(xp, sigma, z, y_norm2, n, d, max_iter, tol)
+    sigma, z, outside = _spectrum(xp, f, targets, gram, tol_rank)
+    return _fixed_point(xp, sigma, z, outside, n, d, max_iter, tol)
 
 
 def logme(

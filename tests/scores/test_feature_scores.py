@@ -1,0 +1,92 @@
+"""GBC, TransRate and N-LEEP against textbook loops and limiting cases."""
+
+import numpy as np
+import pytest
+
+from transferlib.scores import gbc, leep, nleep, transrate
+
+
+def _data(seed, n=120, d=6, k=3, shift=1.0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    return rng.standard_normal((n, d)) * (1 + 0.2 * y[:, None]) + shift * np.eye(k, d)[y], y
+
+
+def _textbook_gbc(x, y, spherical=False, var_floor=1e-8):
+    classes = np.unique(y)
+    floor = var_floor * x.var(0).mean()
+    means = [x[y == c].mean(0) for c in classes]
+    variances = [x[y == c].var(0) + floor for c in classes]
+    if spherical:
+        variances = [np.full(x.shape[1], v.mean()) for v in variances]
+    total = 0.0
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            if i != j:
+                s = 0.5 * (variances[i] + variances[j])
+                distance = 0.125 * np.sum((means[i] - means[j]) ** 2 / s) + 0.5 * (
+                    np.sum(np.log(s)) - 0.5 * np.sum(np.log(variances[i]))
+                    - 0.5 * np.sum(np.log(variances[j])))
+                total += np.exp(-distance)
+    return -total
+
+
+@pytest.mark.parametrize("gaussian", ["diagonal", "spherical"])
+def test_gbc_matches_textbook(gaussian):
+    x, y = _data(0)
+    assert gbc(x, y, gaussian) == pytest.approx(_textbook_gbc(x, y, gaussian == "spherical"), rel=1e-10)
+
+
+def test_gbc_limits():
+    x, y = _data(1, shift=0.0, n=3000)
+    assert gbc(x[:, :1] * 0 + np.random.default_rng(0).standard_normal((3000, 1)), y) == pytest.approx(-6, abs=0.05)
+    far, y_far = _data(2, shift=50.0)
+    assert gbc(far, y_far) == pytest.approx(0.0, abs=1e-12)
+    assert gbc(far, y_far) > gbc(x[:120], y[:120])
+
+
+def _coding_rate(z, eps):
+    n, d = z.shape
+    return 0.5 * np.linalg.slogdet(np.eye(d) + z.T @ z / (n * eps**2))[1]
+
+
+def _textbook_transrate(x, y, eps):
+    z = x - x.mean(0)
+    return _coding_rate(z, eps) - sum(np.mean(y == c) * _coding_rate(z[y == c], eps) for c in np.unique(y))
+
+
+@pytest.mark.parametrize("n,d", [(120, 6), (20, 40), (120, 50)])
+def test_transrate_matches_textbook(n, d):
+    x, y = _data(3, n=n, d=d)
+    for eps in (1e-2, 0.5):
+        assert transrate(x, y, eps=eps) == pytest.approx(_textbook_transrate(x, y, eps), rel=1e-9)
+
+
+def test_transrate_is_permutation_invariant_and_prefers_informative_features():
+    x, y = _data(4, n=300)
+    perm = np.random.default_rng(0).permutation(300)
+    assert transrate(x[perm], y[perm]) == pytest.approx(transrate(x, y), rel=1e-10)
+    noise = np.random.default_rng(1).standard_normal(x.shape)
+    assert transrate(x, y, eps=0.5) > transrate(noise, y, eps=0.5)
+
+
+def test_nleep_is_seeded_and_a_leep():
+    x, y = _data(5, n=150, d=8, shift=3.0)
+    value = nleep(x, y, components_per_class=2, covariance_type="diag")
+    assert value == nleep(x, y, components_per_class=2, covariance_type="diag")
+    assert -np.log(3) - 1e-9 <= value <= 0  # at least as good as the label prior, at most 0
+    assert value > nleep(np.random.default_rng(0).standard_normal(x.shape), y,
+                         components_per_class=2, covariance_type="diag")
+
+
+def test_nleep_with_one_component_per_point_class_recovers_labels():
+    # one Gaussian per well-separated class: posteriors are one-hot up to rounding
+    x, y = _data(6, n=90, d=3, shift=40.0)
+    assert nleep(x, y, components_per_class=1, variance=1.0) == pytest.approx(0.0, abs=1e-6)
+    assert leep(np.eye(3)[y], y) == 0.0
+
+
+def test_nleep_rejects_too_many_components():
+    x, y = _data(7, n=20)
+    with pytest.raises(ValueError, match="components"):
+        nleep(x, y, components_per_class=10)

@@ -1,0 +1,121 @@
+"""LEEP against a textbook loop, NCE, and Properties 1-2 of Nguyen et al. (2020)."""
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from transferlib.scores import eep_predictions, leep, nce
+
+
+def _softmax(logits):
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def _problem(seed, n=240, kz=8, ky=4):
+    rng = np.random.default_rng(seed)
+    latent = rng.integers(0, kz, n)
+    theta = _softmax(3.0 * np.eye(kz)[latent] + rng.standard_normal((n, kz)))
+    y = np.where(rng.random(n) < 0.8, latent % ky, rng.integers(0, ky, n))
+    return theta, y
+
+
+def _textbook_leep(theta, y):
+    n, kz = theta.shape
+    classes = np.unique(y)
+    joint = np.array([[theta[y == c, z].sum() / n for z in range(kz)] for c in classes])
+    marginal = joint.sum(0)
+    total = 0.0
+    for i in range(n):
+        c = np.searchsorted(classes, y[i])
+        total += np.log(sum(joint[c, z] / marginal[z] * theta[i, z] for z in range(kz)))
+    return total / n
+
+
+def test_hand_computed_three_samples():
+    theta = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    y = [0, 1, 0]
+    # P(y,z)*3 = [[1.5, 0.5], [0.2, 0.8]], P(z)*3 = [1.7, 1.3]
+    p = np.array([[1.5 / 1.7, 0.5 / 1.3], [0.2 / 1.7, 0.8 / 1.3]])
+    expected = np.mean(np.log([0.9 * p[0, 0] + 0.1 * p[0, 1], 0.2 * p[1, 0] + 0.8 * p[1, 1],
+                               0.6 * p[0, 0] + 0.4 * p[0, 1]]))
+    assert leep(theta, y) == pytest.approx(expected, abs=1e-14)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_matches_textbook_loop(seed):
+    theta, y = _problem(seed, n=60)
+    assert leep(theta, y) == pytest.approx(_textbook_leep(theta, y), abs=1e-12)
+
+
+def test_one_hot_source_probabilities_give_nce():
+    rng = np.random.default_rng(1)
+    z = rng.integers(0, 5, 100)
+    y = rng.integers(0, 3, 100)
+    assert leep(np.eye(5)[z], y) == pytest.approx(nce(y, z), abs=1e-12)
+
+
+def test_zero_mass_source_class_contributes_nothing():
+    theta, y = _problem(2)
+    padded = np.concatenate([theta[:, :3], np.zeros((len(y), 2)), theta[:, 3:]], axis=1)
+    value = leep(padded, y)
+    assert np.isfinite(value)
+    assert value == pytest.approx(leep(theta, y), abs=1e-14)
+    eep = eep_predictions(padded, y)
+    assert np.isfinite(eep).all()
+
+
+def test_eep_predictions_are_distributions_and_give_leep():
+    theta, y = _problem(3)
+    eep = eep_predictions(theta, y)
+    assert eep.shape == (len(y), 4)
+    np.testing.assert_allclose(eep.sum(1), 1.0, atol=1e-12)
+    assert leep(theta, y) == pytest.approx(np.mean(np.log(eep[np.arange(len(y)), y])))
+
+
+def test_string_labels_follow_sorted_class_order():
+    theta, y = _problem(4)
+    names = np.array(["d", "c", "b", "a"])[y]
+    assert leep(theta, names) == pytest.approx(leep(theta, y))
+    np.testing.assert_allclose(eep_predictions(theta, names), eep_predictions(theta, y)[:, ::-1])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_property_2_lower_bound(seed):
+    theta, y = _problem(seed)
+    z = theta.argmax(1)
+    bound = nce(y, z) + np.mean(np.log(theta[np.arange(len(y)), z]))
+    assert leep(theta, y) >= bound
+
+
+def _optimal_mixing_head(theta, y, iterations=3000):
+    """Maximum-likelihood head p(y|x) = sum_z A[y, z] theta_z over column-stochastic A (EM).
+
+    This hypothesis class contains the EEP (A = P_hat(y|z)); EM from a uniform A reaches
+    the EEP after one step and never decreases the likelihood afterwards.
+    """
+    ky = y.max() + 1
+    a = np.full((ky, theta.shape[1]), 1.0 / ky)
+    for _ in range(iterations):
+        resp = theta * a[y]
+        resp /= resp.sum(1, keepdims=True)
+        counts = np.zeros_like(a)
+        np.add.at(counts, y, resp)
+        a = counts / np.maximum(counts.sum(0, keepdims=True), 1e-300)
+    return np.mean(np.log((theta * a[y]).sum(1)))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_property_1_upper_bound_class_containing_eep(seed):
+    theta, y = _problem(seed)
+    assert leep(theta, y) <= _optimal_mixing_head(theta, y) + 1e-12
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_property_1_upper_bound_logistic_head_on_log_theta(seed):
+    """The paper's practical setting: a linear head re-trained on log theta features."""
+    theta, y = _problem(seed)
+    features = np.log(theta)
+    head = LogisticRegression(C=1e6, tol=1e-10, max_iter=10_000).fit(features, y)
+    retrained = np.mean(np.log(head.predict_proba(features)[np.arange(len(y)), y]))
+    assert leep(theta, y) <= retrained
