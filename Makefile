@@ -1,0 +1,55 @@
+# transferlib: two commands after cloning.
+#   make book   create .venv if needed, install, execute the notebooks (book scale), build _build/html
+#   make test   run the test suite
+# Other targets: venv, book-smoke (what CI builds), test-notebooks, test-browser, ci, clean.
+
+SHELL  := /bin/bash
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Stamp of a finished install; reinstalls only when pyproject.toml changes.
+STAMP  := $(VENV)/.transferlib-installed
+JB     := $(BIN)/jupyter-book
+SMOKE_OUT := _build/smoke
+SMOKE_LOG := $(SMOKE_OUT)/build.log
+
+.PHONY: all venv book book-smoke test test-notebooks test-browser ci clean
+
+all: book
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "torch==2.14.1" "torchvision==0.29.1"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+book: $(STAMP)
+	TRANSFERLIB_SCALE=book $(JB) build .
+	@echo "The book (book scale) is at $(CURDIR)/_build/html/index.html"
+
+# Smoke scale into its own output folder (own Sphinx environment and execution cache), warnings
+# are errors, and the log is checked for execution failures that Sphinx only reports.
+book-smoke: $(STAMP)
+	mkdir -p $(SMOKE_OUT)
+	set -o pipefail; TRANSFERLIB_SCALE=smoke $(JB) build . --path-output $(SMOKE_OUT) \
+		--warningiserror --keep-going 2>&1 | tee $(SMOKE_LOG)
+	! grep -nE "Executing notebook failed|Execution Failed|CellExecutionError|Traceback \(most recent" $(SMOKE_LOG)
+	@echo "The book (smoke scale) is at $(CURDIR)/$(SMOKE_OUT)/_build/html/index.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not notebooks and not browser"
+
+test-notebooks: $(STAMP)
+	$(BIN)/python -m pytest -m notebooks tests/test_notebooks.py
+
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -m browser tests/book
+
+ci:
+	.ci/run
+
+clean:
+	rm -rf _build runs
