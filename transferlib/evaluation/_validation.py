@@ -28,8 +28,10 @@ def as_vector(x: Any, name: str, minimum: int = 1) -> np.ndarray:
 
 def as_pair(x: Any, y: Any, names: tuple[str, str], minimum: int) -> tuple[np.ndarray, np.ndarray]:
     """Two vectors of equal length (at least ``minimum``)."""
-    a = as_vector(x, names[0], minimum)
-    b = as_vector(y, names[1], minimum)
+    a = as_vector(x, names[0])
+    b = as_vector(y, names[1])
     if a.shape != b.shape:
         raise ValueError(f"length mismatch: {names[0]}={a.size}, {names[1]}={b.size}")
+    if a.size < minimum:
+        raise ValueError(f"{names[0]} and {names[1]} need at least {minimum} values, got {a.size}")
     return a, b
