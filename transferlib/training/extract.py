@@ -1,0 +1,173 @@
+"""Batched, gradient-free outputs of a network (probabilities, features, layers)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from transferlib.cache import cache_root, config_key, fingerprint_arrays, load_npz, save_npz
+from transferlib.models import TransferModel, preprocess
+from transferlib.training._inputs import check_images, image_batch
+from transferlib.training.device import resolve_device
+
+__all__ = ["EXTRACT_VERSION", "extract"]
+
+#: Part of every feature-cache key; bump when extraction semantics change.
+EXTRACT_VERSION = "1"
+
+_BASIC = ("logits", "probs", "features")
+
+
+def _check_outputs(model: TransferModel, outputs: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(outputs, str):
+        outputs = (outputs,)
+    outputs = tuple(dict.fromkeys(outputs))
+    if not outputs:
+        raise ValueError("outputs is empty")
+    unknown = [name for name in outputs if name not in _BASIC and name not in model.layers]
+    if unknown:
+        raise ValueError(
+            f"unknown output(s) {unknown}; choose from {_BASIC} or a layer of the model {model.layers}"
+        )
+    return outputs
+
+
+def batched_outputs(
+    model: TransferModel,
+    images: Any,
+    outputs: Sequence[str],
+    *,
+    batch_size: int,
+    device: torch.device,
+    amp: bool,
+    channels_last: bool,
+    progress: bool = False,
+    desc: str = "extract",
+) -> dict[str, torch.Tensor]:
+    """Outputs for every image, concatenated on ``device`` (float32).
+
+    ``images`` is uint8 storage as returned by ``images_to_storage`` (a device
+    tensor, or a host array / lazy image set that supports slicing).
+    """
+    was_training = model.training
+    model.eval()
+    layers = [name for name in outputs if name not in ("logits", "probs")]
+    layers = [model.layers[-1] if name == "features" else name for name in layers]
+    need_logits = "logits" in outputs or "probs" in outputs
+    if need_logits and model.layers[-1] not in layers:
+        layers.append(model.layers[-1])
+    chunks: dict[str, list[torch.Tensor]] = {name: [] for name in outputs}
+    n = len(images)
+    starts = range(0, n, batch_size)
+    with torch.inference_mode(), torch.autocast(device.type, enabled=amp):
+        for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
+            x = preprocess(model, image_batch(images, slice(start, start + batch_size), device))
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            pooled = model.pooled(x, layers)
+            logits = model.head(pooled[model.layers[-1]]).float() if need_logits else None
+            for name in outputs:
+                if name == "logits":
+                    value = logits
+                elif name == "probs":
+                    value = logits.softmax(dim=1)
+                elif name == "features":
+                    value = pooled[model.layers[-1]]
+                else:
+                    value = pooled[name]
+                chunks[name].append(value.float())
+    model.train(was_training)
+    return {name: torch.cat(parts) for name, parts in chunks.items()}
+
+
+def extract(
+    model: TransferModel,
+    images: Any,
+    outputs: Sequence[str] = ("probs", "features"),
+    *,
+    batch_size: int = 256,
+    device: str | torch.device = "auto",
+    cache_dir: str | None = None,
+    cache_key: Any = None,
+    as_numpy: bool = True,
+    amp: bool | None = None,
+    progress: bool = False,
+) -> dict[str, np.ndarray] | dict[str, torch.Tensor]:
+    """Run a frozen network over images in batches and collect its outputs.
+
+    Parameters
+    ----------
+    model : TransferModel
+    images : uint8 array (N, C, H, W)
+        Or any object with ``len()``, ``.shape``, ``.dtype`` and slicing that
+        returns such arrays (large real image sets).
+    outputs : sequence of str
+        ``"logits"``, ``"probs"`` (softmax of the logits), ``"features"``
+        (penultimate representation) and/or layer names from ``model.layers``
+        (globally average-pooled activations, for layer-wise experiments).
+        All are computed in one forward pass per batch.
+    batch_size : int
+    device : str or torch.device
+        ``"auto"`` (see :func:`~transferlib.training.resolve_device`), ``"cpu"``,
+        ``"cuda"``, ``"mps"``.
+    cache_dir, cache_key : optional
+        When either is given the result is stored under
+        ``cache_root(cache_dir)/features/`` and reused. The key combines
+        ``cache_key`` (any JSON-able description, e.g. a trained model's
+        :attr:`TrainResult.key`; default: a hash of the model's weights), the
+        outputs, a content hash of ``images`` (NumPy arrays) and
+        :data:`EXTRACT_VERSION`.
+    as_numpy : bool
+        Return NumPy arrays (default) or tensors on ``device``.
+    amp : bool, optional
+        Autocast to float16 (default: on for CUDA only). Outputs are float32.
+    progress : bool
+        Show a progress bar over batches.
+
+    Returns
+    -------
+    dict
+        Output name -> array of shape (N, K) for logits/probs, (N, D) otherwise.
+    """
+    check_images(images)
+    outputs = _check_outputs(model, outputs)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    dev = resolve_device(device)
+    path = None
+    if cache_dir is not None or cache_key is not None:
+        identity = cache_key if cache_key is not None else {
+            "model": type(model).__name__,
+            "input_size": model.input_size,
+            "weights": fingerprint_arrays(*[t.detach().cpu() for t in model.state_dict().values()]),
+        }
+        key = config_key({
+            "identity": identity,
+            "outputs": outputs,
+            "images": fingerprint_arrays(images) if isinstance(images, np.ndarray) else None,
+            "n": len(images),
+            "version": EXTRACT_VERSION,
+        })
+        path = cache_root(cache_dir) / "features" / f"{key}.npz"
+        if path.exists():
+            stored = load_npz(path)
+            if as_numpy:
+                return stored
+            return {name: torch.from_numpy(value).to(dev) for name, value in stored.items()}
+    model.to(dev)
+    result = batched_outputs(
+        model, images, outputs, batch_size=batch_size, device=dev,
+        amp=dev.type == "cuda" if amp is None else amp,
+        channels_last=dev.type == "cuda", progress=progress,
+    )
+    if path is not None or as_numpy:
+        arrays = {name: value.cpu().numpy() for name, value in result.items()}
+        if path is not None:
+            save_npz(path, **arrays)
+        if as_numpy:
+            return arrays
+    return result
