@@ -101,7 +101,7 @@ COLOURS = ("red", "orange", "yellow", "green", "teal", "blue", "violet", "magent
 _HUES = np.array([0, 30, 55, 120, 175, 220, 270, 310]) / 360.0
 _WARM = (0, 1, 2)
 SIZE_BUCKETS = ("small", "medium", "large")
-_SCALE_EDGES = np.array([0.65, 0.8, 0.95, 1.15])
+_SCALE_EDGES = np.array([0.7, 0.85, 1.0, 1.2])
 POSITIONS = tuple(f"{row}_{col}" for row in ("top", "middle", "bottom")
                   for col in ("left", "centre", "right"))
 
