@@ -132,3 +132,18 @@ def test_hgr_rejects_bad_k_and_method():
         hgr_maximal_correlation([0, 1, 0, 1], [0, 1, 1, 0], 2)
     with pytest.raises(ValueError, match="method"):
         hgr_maximal_correlation([0, 1, 0, 1], [0, 1, 1, 0], 1, method="power")
+
+
+def test_pseudo_inverse_tolerance_on_both_paths():
+    from transferlib.scores._backend import namespace
+    from transferlib.scores.hscore import _trace_pinv_quadratic
+
+    rng = np.random.default_rng(7)
+    q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    r = rng.standard_normal((6, 2))
+    xp = namespace(r)
+    for spectrum in ([5, 4, 3, 2, 1, 0.5], [5, 4, 3, 2, 1, 1e-15], [5, 4, 3, 2, 0, 0]):
+        a = q @ np.diag(spectrum) @ q.T
+        kept = np.array(spectrum) > 1e-12 * 5
+        expected = np.sum((q[:, kept].T @ r) ** 2 / np.array(spectrum)[kept, None])
+        assert _trace_pinv_quadratic(xp, a, r, 1e-12) == pytest.approx(expected, rel=1e-9)

@@ -19,6 +19,8 @@ def as_vector(x: Any, name: str, minimum: int = 1) -> np.ndarray:
         raise TypeError(f"{name} must be numeric: {err}") from None
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty")
     if arr.size < minimum:
         raise ValueError(f"{name} needs at least {minimum} values, got {arr.size}")
     if not np.isfinite(arr).all():

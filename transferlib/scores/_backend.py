@@ -137,17 +137,6 @@ class Namespace:
             return solve_triangular(lower, b, lower=True, check_finite=False)
         return self.torch.linalg.solve_triangular(lower, b, upper=False)
 
-    def inv_lower(self, lower: Any) -> Any:
-        """Inverse of a lower-triangular matrix (LAPACK trtri: d^3/3 flops)."""
-        if self.torch is None:
-            from scipy.linalg.lapack import dtrtri
-
-            inverse, info = dtrtri(lower, lower=1)
-            if info != 0:
-                raise np.linalg.LinAlgError("singular triangular factor")
-            return inverse
-        return self.torch.linalg.solve_triangular(lower, self.eye(lower.shape[0]), upper=False)
-
     def logdet_pd(self, a: Any) -> Any:
         """log det of a symmetric positive-definite matrix via Cholesky (batched in torch)."""
         if self.torch is None:

@@ -37,19 +37,18 @@ def _trace_pinv_quadratic(xp: Namespace, a: Any, r: Any, rtol: float) -> float:
     r"""Return :math:`\mathrm{tr}(R^\top A^{+} R)` for a symmetric PSD matrix ``a``.
 
     Pseudo-inverse semantics: eigenvalues of ``a`` below ``rtol * max eigenvalue`` are
-    dropped. Fast path: when the Cholesky factor :math:`L` exists and the certified
-    bound :math:`\lambda_{\min} \ge 1/\|L^{-1}\|_F^2 > \mathrm{rtol}\,\|A\|_F
-    \ge \mathrm{rtol}\,\lambda_{\max}` shows nothing would be dropped, the answer is
-    :math:`\|L^{-1}R\|_F^2` (about 3x cheaper than an eigendecomposition); otherwise the
-    eigendecomposition is used.
+    dropped. Fast path: if the Cholesky factorisation of :math:`A - \tau I`,
+    :math:`\tau = \mathrm{rtol}\,\|A\|_F \ge \mathrm{rtol}\,\lambda_{\max}`, succeeds,
+    every eigenvalue exceeds the tolerance (up to rounding), nothing would be dropped,
+    and the answer is :math:`\|L^{-1}R\|_F^2` with :math:`L` the Cholesky factor of
+    :math:`A` (two Cholesky factorisations cost a third of one eigendecomposition).
+    Otherwise the eigendecomposition is used.
     """
-    lower = xp.cholesky(a)
-    if lower is not None:
-        inverse = xp.inv_lower(lower)
-        lambda_min_bound = 1.0 / xp.item(xp.sum(inverse * inverse))
-        lambda_max_bound = xp.item(xp.sqrt(xp.sum(a * a)))
-        if lambda_min_bound > rtol * lambda_max_bound:
-            solved = inverse @ r
+    threshold = rtol * xp.item(xp.sqrt(xp.sum(a * a)))
+    if xp.cholesky(a - threshold * xp.eye(a.shape[0])) is not None:
+        lower = xp.cholesky(a)
+        if lower is not None:
+            solved = xp.solve_lower(lower, r)
             return xp.item(xp.sum(solved * solved))
     eigenvalues, eigenvectors = xp.eigh(a)
     keep = eigenvalues > rtol * xp.item(xp.max(eigenvalues))
@@ -135,9 +134,9 @@ def h_score(features: Any, target_labels: Any, *, rtol: float | None = None) -> 
     -----
     Computed as :math:`\|L^{-1} M^\top\|_F^2` where :math:`M` stacks
     :math:`\sqrt{p_y}(\mu_y - \mu)` (one one-hot GEMM for all class means) and
-    :math:`L` is the Cholesky factor of the covariance (one GEMM); a certified bound
-    decides whether any eigenvalue could fall below the tolerance, in which case an
-    eigendecomposition is used instead. For :math:`n < d` the same quantity is
+    :math:`L` is the Cholesky factor of the covariance (one GEMM); a second Cholesky
+    factorisation of the covariance shifted down by the tolerance proves that no
+    eigenvalue falls below it, otherwise an eigendecomposition is used instead. For :math:`n < d` the same quantity is
     computed on the :math:`n \times n` Gram matrix. Cost
     :math:`O(nd\min(n,d) + \min(n,d)^3)`. Some public copies multiply the two
     covariances element-wise instead of as matrices; this is the matrix product.
