@@ -225,3 +225,74 @@ register_presets(
 # Define one frozen dataclass per experiment below and register it, e.g.
 #     register_presets("nce_attributes", {"smoke": ..., "book": ..., "full": ...}, datasets=("glyphs",))
 # ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NCEPreset:
+    """Sizes of the chapter "Transferability and hardness (Tran et al. 2019)".
+
+    One preset serves every notebook of the chapter, so that a network trained for one figure
+    (a per-attribute network is both a §5.1 source and a §5.2/§5.3 dedicated network) is reused
+    from the cache by the others.
+
+    Attributes
+    ----------
+    n_images : int
+        Glyph images rendered (Glyphs only; real datasets use their own size).
+    n_train, n_test : int or None
+        Training and test images drawn from the dataset's splits (None: the whole split).
+    model : str
+        Network trained for every source, identity and dedicated task.
+    epochs : int
+        Training epochs of every per-attribute network.
+    identity_epochs : int
+        Training epochs of the identity (recognition) network, which has many more classes.
+    lr : float
+        Initial SGD learning rate (cosine schedule).
+    batch_size : int
+        SGD mini-batch size.
+    n_attributes : int or None
+        Binary attributes used as targets and given dedicated networks (None: all).
+    n_sources : int or None
+        Source attributes of the attribute-to-attribute experiment (None: all).
+    n_theorem_sources : int
+        Source attributes of the empirical check of Theorem 1.
+    train_sizes : tuple of int
+        Training-set sizes of the accuracy-versus-size curves (Fig. 5).
+    """
+
+    n_images: int
+    n_train: int | None
+    n_test: int | None
+    model: str
+    epochs: int
+    identity_epochs: int
+    lr: float
+    batch_size: int
+    n_attributes: int | None
+    n_sources: int | None
+    n_theorem_sources: int
+    train_sizes: tuple[int, ...]
+
+
+register_presets(
+    "nce",
+    {
+        "smoke": NCEPreset(
+            n_images=600, n_train=400, n_test=200, model="small_cnn", epochs=1,
+            identity_epochs=1, lr=0.05, batch_size=64, n_attributes=4, n_sources=2,
+            n_theorem_sources=1, train_sizes=(100, 400),
+        ),
+        "book": NCEPreset(
+            n_images=12_000, n_train=8_000, n_test=4_000, model="small_cnn", epochs=3,
+            identity_epochs=6, lr=0.05, batch_size=128, n_attributes=None, n_sources=6,
+            n_theorem_sources=3, train_sizes=(250, 1_000, 4_000, 8_000),
+        ),
+        "full": NCEPreset(
+            n_images=120_000, n_train=None, n_test=None, model="resnet18", epochs=30,
+            identity_epochs=60, lr=0.1, batch_size=128, n_attributes=None, n_sources=None,
+            n_theorem_sources=6, train_sizes=(500, 2_000, 8_000, 32_000, 100_000),
+        ),
+    },
+    datasets=("glyphs", "celeba", "awa2", "cub200"),
+)
