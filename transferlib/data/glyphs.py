@@ -170,8 +170,8 @@ def _font_dir() -> Path:
 
 
 def _atlas_size(image_size: int) -> int:
-    """Side of the pre-rendered masks: twice the output, at least 64, at most 256."""
-    return int(min(256, max(64, 2 * image_size)))
+    """Side of the pre-rendered masks: the output size, at most 256."""
+    return int(min(256, image_size))
 
 
 @lru_cache(maxsize=2)
@@ -187,14 +187,15 @@ def glyph_atlas(size: int) -> tuple[np.ndarray, np.ndarray]:
         ``(n_characters, n_faces)`` bool; False where the face lacks the glyph (empty
         or identical to the face's "missing glyph" box) or uses a non-Unicode encoding.
     """
-    atlas = np.zeros((len(tables.CHARACTERS), len(FACES), size, size), dtype=np.uint8)
+    big = 2 * size  # drawn at twice the size, then 2x2 box-filtered (anti-aliasing)
+    atlas = np.zeros((len(tables.CHARACTERS), len(FACES), big, big), dtype=np.uint8)
     usable = np.zeros(atlas.shape[:2], dtype=bool)
     for j, face in enumerate(FACES):
-        font = ImageFont.truetype(str(_font_dir() / face.file), round(0.68 * size))
+        font = ImageFont.truetype(str(_font_dir() / face.file), round(0.68 * big))
 
         def draw(char: str, font: ImageFont.FreeTypeFont = font) -> np.ndarray:
-            canvas = Image.new("L", (size, size), 0)
-            ImageDraw.Draw(canvas).text((size / 2, 0.71 * size), char, fill=255, font=font,
+            canvas = Image.new("L", (big, big), 0)
+            ImageDraw.Draw(canvas).text((big / 2, 0.71 * big), char, fill=255, font=font,
                                         anchor="ms")
             return np.asarray(canvas)
 
@@ -204,7 +205,8 @@ def glyph_atlas(size: int) -> tuple[np.ndarray, np.ndarray]:
             atlas[i, j] = mask
             usable[i, j] = (mask.max() > 0 and not np.array_equal(mask, missing)
                             and (face.family != "computer_modern" or char in _CM_CHARACTERS))
-    return atlas, usable
+    pooled = atlas.reshape(*atlas.shape[:2], size, 2, size, 2).mean(axis=(3, 5))
+    return np.round(pooled).astype(np.uint8), usable
 
 
 def _fallback_faces() -> np.ndarray:
@@ -281,42 +283,37 @@ def _render(params: dict[str, np.ndarray], atlas: np.ndarray, image_size: int, s
     masks = np.empty((n, image_size, image_size), dtype=bool)
     atlas_t = torch.from_numpy(atlas)
     generator = torch.Generator().manual_seed(seed)
-    # pixel-centre coordinates in [-1, 1] for the background gradient
+    # pixel-centre coordinates in [-1, 1]: output grid (gradient) and the 2x sampling grid
     ramp = (torch.arange(image_size, dtype=torch.float32) + 0.5) / image_size * 2 - 1
-    # sampling points at twice the output resolution, as (x, y, 1) rows (affine_grid's
-    # convention; a plain matmul is several times faster than affine_grid on CPU)
-    side = 2 * image_size
-    fine = (torch.arange(side, dtype=torch.float32) + 0.5) / side * 2 - 1
-    base_grid = torch.stack([fine.repeat(side), fine.repeat_interleave(side),
-                             torch.ones(side * side)], 1)
+    side = image_size
     for start in tqdm(range(0, n, _CHUNK), disable=not progress, desc="rendering glyphs"):
         rows = slice(start, min(start + _CHUNK, n))
-        b = rows.stop - rows.start
-        chunk = {key: torch.as_tensor(value[rows], dtype=torch.float32)
+        chunk = {key: torch.as_tensor(value[rows], dtype=torch.float32)[:, None, None, None]
                  for key, value in params.items() if value.ndim == 1}
         alpha = atlas_t[torch.as_tensor(params["char"][rows]), torch.as_tensor(
             params["face"][rows])].unsqueeze(1).float().div_(255)
-        # Output point p shows glyph point R(-angle) (p - shift) / scale; a positive
-        # angle turns the glyph counter-clockwise on screen (rows grow downwards).
+        # Output point p shows glyph point R(-angle) (p - shift) / scale, so a positive
+        # angle turns the glyph counter-clockwise on screen (rows grow downwards). The
+        # affine map is separable in x and y: one broadcast add builds the whole grid
+        # (several times faster on CPU than affine_grid or a batched matmul).
         angle = chunk["rotation"] * (math.pi / 180)
         cos, sin = torch.cos(angle) / chunk["scale"], torch.sin(angle) / chunk["scale"]
-        shift_x, shift_y = chunk["shift_x"], chunk["shift_y"]
-        theta = torch.stack([
-            torch.stack([cos, -sin, -(cos * shift_x - sin * shift_y)], 1),
-            torch.stack([sin, cos, -(sin * shift_x + cos * shift_y)], 1)], 1)
-        grid = torch.matmul(base_grid, theta.transpose(1, 2)).view(b, side, side, 2)
-        alpha = F.avg_pool2d(F.grid_sample(alpha, grid, mode="bilinear", padding_mode="zeros",
-                                           align_corners=False), 2)
-        gangle = chunk["gradient_angle"]
-        slope = (_GRADIENT_AMPLITUDE * chunk["gradient"])[:, None, None, None]
-        gradient = slope * (torch.cos(gangle)[:, None, None, None] * ramp[None, None, None, :]
-                            + torch.sin(gangle)[:, None, None, None] * ramp[None, None, :, None])
+        dx = ramp.view(1, 1, side, 1) - chunk["shift_x"]  # (b, 1, side, 1)
+        dy = ramp.view(1, side, 1, 1) - chunk["shift_y"]  # (b, side, 1, 1)
+        grid = torch.cat([cos, sin], -1) * dx + torch.cat([-sin, cos], -1) * dy
+        alpha = F.grid_sample(alpha, grid, mode="bilinear", padding_mode="zeros",
+                              align_corners=False)
+        gradient = (_GRADIENT_AMPLITUDE * chunk["gradient"]) * (
+            torch.cos(chunk["gradient_angle"]) * ramp[None, None, None, :]
+            + torch.sin(chunk["gradient_angle"]) * ramp[None, None, :, None])
         background = torch.as_tensor(params["background"][rows], dtype=torch.float32)
         foreground = torch.as_tensor(params["foreground"][rows], dtype=torch.float32)
-        image = ((background[:, :, None, None] + gradient) * (1 - alpha)
-                 + foreground[:, :, None, None] * alpha)
+        # bg + gradient outside the glyph, fg inside: bg + (fg - bg) a + gradient (1 - a)
+        image = (foreground - background)[:, :, None, None] * alpha
+        image += background[:, :, None, None]
+        image += gradient * (1 - alpha)
         noise = torch.randn(image.shape, generator=generator)
-        image += noise * chunk["noise_std"][:, None, None, None]
+        image += noise.mul_(chunk["noise_std"])
         images[rows] = image.mul_(255).round_().clamp_(0, 255).to(torch.uint8).numpy()
         masks[rows] = (alpha[:, 0] > 0.5).numpy()
     return images, masks
