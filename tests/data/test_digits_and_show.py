@@ -41,3 +41,11 @@ def test_attribute_table(glyphs):
     expected = glyphs.labels.iloc[glyphs.splits["train"]]["uppercase"].mean()
     assert table.set_index("attribute").loc["uppercase", "positive_rate"] == pytest.approx(expected)
     assert (table["description"] != "").all()
+
+
+def test_show_grid_with_several_labels(glyphs):
+    rows = np.flatnonzero(glyphs.column("bold") == 1)[:3]
+    fig = show_grid(glyphs, label=["char", "bold", "colour"], indices=rows, ncols=3)
+    titles = [ax.get_title().split("\n") for ax in fig.axes if ax.images]
+    colours = glyphs.label_names["colour"]
+    assert all(t[1] == "bold" and t[2] in colours for t in titles)

@@ -161,3 +161,14 @@ def test_every_face_draws_every_glyph_it_is_used_for():
     assert usable[:, [f.family != "computer_modern" for f in glyphs_module.FACES]].all()
     ink = atlas.reshape(*atlas.shape[:2], -1).max(-1)
     assert (ink[usable] > 0).all()
+
+
+def test_subset_keeps_per_image_metadata_aligned():
+    data = load_glyphs(n_images=400, seed=2, attribute_noise=0.2, use_cache=False)
+    rows = np.array([5, 17, 300])
+    sub = data.subset(rows)
+    params = data.metadata["render_params"]
+    assert np.array_equal(sub.metadata["render_params"]["rotation_deg"],
+                          params["rotation_deg"].to_numpy()[rows])
+    assert np.array_equal(sub.metadata["clean_attributes"].to_numpy(),
+                          data.metadata["clean_attributes"].to_numpy()[rows])

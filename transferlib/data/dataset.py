@@ -49,7 +49,9 @@ class ImageDataset:
     masks : numpy.ndarray or None
         ``(N, H, W)`` boolean foreground masks, where the dataset has them.
     metadata : dict
-        Everything else (generation parameters, descriptions, source files).
+        Everything else (generation parameters, descriptions, source files). Tables
+        with one row per image are listed in ``metadata["per_image_keys"]`` and follow
+        :meth:`subset`.
     """
 
     name: str
@@ -108,6 +110,10 @@ class ImageDataset:
     def subset(self, indices: Sequence[int] | np.ndarray) -> ImageDataset:
         """Rows ``indices`` as a new dataset; splits keep the rows they contain, renumbered."""
         indices = np.asarray(indices, dtype=np.int64)
+        metadata = dict(self.metadata)
+        for key in metadata.get("per_image_keys", ()):
+            if metadata.get(key) is not None:
+                metadata[key] = metadata[key].iloc[indices].reset_index(drop=True)
         position = np.full(len(self), -1, dtype=np.int64)
         position[indices] = np.arange(indices.size)
         splits = {}
@@ -123,7 +129,7 @@ class ImageDataset:
             label_names=dict(self.label_names),
             attribute_kinds=dict(self.attribute_kinds),
             masks=None if self.masks is None else self.masks[indices],
-            metadata=dict(self.metadata),
+            metadata=metadata,
         )
 
 

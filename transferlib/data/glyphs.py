@@ -47,11 +47,13 @@ __all__ = ["BOOK_N_IMAGES", "FACES", "GLYPHS_VERSION", "GlyphsConfig", "load_gly
            "render_glyphs"]
 
 #: Bump when rendering changes; part of every cache key.
-GLYPHS_VERSION = 1
+GLYPHS_VERSION = 2
 #: Default size: 60,000 images (50,000 train / 10,000 test, like CIFAR), 32x32 RGB,
 #: 184 MB of pixels + 61 MB of masks in memory.
 BOOK_N_IMAGES = 60_000
-_CHUNK = 1024  # rendering batch; fixed because the noise stream depends on it
+# Images per rendering batch at 32x32 (fewer for larger images); a function of the
+# configuration only, because the noise stream depends on it.
+_CHUNK_PIXELS = 1024 * 32 * 32
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,7 @@ def glyph_atlas(size: int) -> tuple[np.ndarray, np.ndarray]:
         or identical to the face's "missing glyph" box) or uses a non-Unicode encoding.
     """
     big = 2 * size  # drawn at twice the size, then 2x2 box-filtered (anti-aliasing)
-    atlas = np.zeros((len(tables.CHARACTERS), len(FACES), big, big), dtype=np.uint8)
+    atlas = np.zeros((len(tables.CHARACTERS), len(FACES), size, size), dtype=np.uint8)
     usable = np.zeros(atlas.shape[:2], dtype=bool)
     for j, face in enumerate(FACES):
         font = ImageFont.truetype(str(_font_dir() / face.file), round(0.68 * big))
@@ -202,11 +204,10 @@ def glyph_atlas(size: int) -> tuple[np.ndarray, np.ndarray]:
         missing = draw("\ue000")  # private-use code point: the face's missing-glyph box
         for i, char in enumerate(tables.CHARACTERS):
             mask = draw(char)
-            atlas[i, j] = mask
+            atlas[i, j] = np.round(mask.reshape(size, 2, size, 2).mean(axis=(1, 3)))
             usable[i, j] = (mask.max() > 0 and not np.array_equal(mask, missing)
                             and (face.family != "computer_modern" or char in _CM_CHARACTERS))
-    pooled = atlas.reshape(*atlas.shape[:2], size, 2, size, 2).mean(axis=(3, 5))
-    return np.round(pooled).astype(np.uint8), usable
+    return atlas, usable
 
 
 def _fallback_faces() -> np.ndarray:
@@ -275,7 +276,7 @@ def _sample_parameters(config: GlyphsConfig, usable: np.ndarray) -> dict[str, np
 
 def _render(params: dict[str, np.ndarray], atlas: np.ndarray, image_size: int, seed: int,
             progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Warp, composite and quantise all images in batches of ``_CHUNK``."""
+    """Warp, composite and quantise all images in batches of ``_CHUNK_PIXELS`` pixels."""
     from tqdm.auto import tqdm
 
     n = len(params["char"])
@@ -286,8 +287,9 @@ def _render(params: dict[str, np.ndarray], atlas: np.ndarray, image_size: int, s
     # pixel-centre coordinates in [-1, 1]: output grid (gradient) and the 2x sampling grid
     ramp = (torch.arange(image_size, dtype=torch.float32) + 0.5) / image_size * 2 - 1
     side = image_size
-    for start in tqdm(range(0, n, _CHUNK), disable=not progress, desc="rendering glyphs"):
-        rows = slice(start, min(start + _CHUNK, n))
+    step = max(1, _CHUNK_PIXELS // image_size**2)
+    for start in tqdm(range(0, n, step), disable=not progress, desc="rendering glyphs"):
+        rows = slice(start, min(start + step, n))
         chunk = {key: torch.as_tensor(value[rows], dtype=torch.float32)[:, None, None, None]
                  for key, value in params.items() if value.ndim == 1}
         alpha = atlas_t[torch.as_tensor(params["char"][rows]), torch.as_tensor(
@@ -512,6 +514,7 @@ def _build_dataset(data: dict[str, np.ndarray], config: GlyphsConfig, attribute_
         "faces": pd.DataFrame([{**asdict(f), "characters_drawn": int(usable[:, k].sum())}
                                for k, f in enumerate(FACES)]),
         "render_params": render_params,
+        "per_image_keys": ("render_params", "clean_attributes"),
         **extra,
     }
     return ImageDataset(name="glyphs", images=data["images"], labels=labels,

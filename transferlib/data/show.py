@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -10,7 +12,7 @@ from transferlib.data.dataset import ImageDataset
 __all__ = ["attribute_table", "show_grid"]
 
 
-def show_grid(dataset: ImageDataset, n: int = 32, label: str | None = None, *,
+def show_grid(dataset: ImageDataset, n: int = 32, label: str | Sequence[str] | None = None, *,
               indices: np.ndarray | None = None, ncols: int = 8, seed: int = 0,
               panel_size: float = 1.1):
     """Grid of sample images, each titled with its value of ``label``.
@@ -21,9 +23,9 @@ def show_grid(dataset: ImageDataset, n: int = 32, label: str | None = None, *,
         Dataset to draw from.
     n : int
         Number of images (random, seeded), unless ``indices`` is given.
-    label : str, optional
-        Label column shown as the title (default: the dataset's default target).
-        ``None``-valued titles are left out when the dataset has no default target.
+    label : str or sequence of str, optional
+        Label column(s) shown as the title, one line each (default: the dataset's
+        default target). Binary attributes are shown by name when positive.
     indices : numpy.ndarray, optional
         Rows to show, in order.
     ncols : int
@@ -45,13 +47,20 @@ def show_grid(dataset: ImageDataset, n: int = 32, label: str | None = None, *,
         indices = np.sort(rng.choice(len(dataset), size=min(n, len(dataset)), replace=False))
     indices = np.asarray(indices)
     images = np.asarray(dataset.images[indices])
-    titles = [""] * len(indices)
-    if label is not None:
-        codes = dataset.column(label)[indices]
-        names = dataset.label_names.get(label)
-        titles = [names[c] if names is not None else str(c) for c in codes]
+    columns = [] if label is None else [label] if isinstance(label, str) else list(label)
+    lines = []
+    for column in columns:
+        codes = dataset.column(column)[indices]
+        if column in dataset.attribute_kinds:
+            lines.append([column if c else "" for c in codes])
+        else:
+            names = dataset.label_names.get(column)
+            lines.append([names[c] if names is not None else str(c) for c in codes])
+    titles = ["\n".join(t for t in parts if t) for parts in zip(*lines)] if lines else [
+        ""] * len(indices)
     nrows = int(np.ceil(len(indices) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * panel_size, nrows * panel_size),
+    height = panel_size * (1 + 0.15 * max(len(columns) - 1, 0))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * panel_size, nrows * height),
                              squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
