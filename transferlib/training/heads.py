@@ -168,7 +168,8 @@ def macro_f1(y_true: torch.Tensor, y_pred: torch.Tensor, valid: torch.Tensor, nu
 
 
 def _scores(logits: torch.Tensor, codes: torch.Tensor, kmax: int) -> dict[str, torch.Tensor]:
-    """Accuracy, macro-F1 and mean log-likelihood per task from masked logits (T, n, K)."""
+    """Accuracy, macro-F1 and mean log-likelihood per task from masked logits (n, T, K)."""
+    logits = logits.transpose(0, 1)
     valid = codes >= 0
     count = valid.sum(1).to(torch.float64)
     log_probs = logits.double().log_softmax(dim=2)
@@ -197,40 +198,55 @@ def _standardisation(x: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor
 
 
 class _LinearHeads:
-    """T linear heads on standardised features, stored as raw-feature weights."""
+    """T linear heads on standardised features.
+
+    ``weight`` is (D, T, K) so that the logits of all heads are one matrix
+    product ``x @ weight.view(D, T * K)``; standardisation is folded into the
+    weights (``W z = (W / std) x - (W / std) mean``) instead of materialising
+    a standardised copy of ``x`` per task.
+    """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor,
                  std: torch.Tensor, class_mask: torch.Tensor) -> None:
-        self.weight, self.bias, self.mean, self.std, self.class_mask = weight, bias, mean, std, class_mask
+        self.weight, self.bias, self.class_mask = weight, bias, class_mask
+        self.inv_std = (1.0 / std).T[:, :, None]  # (D, T, 1)
+        self.mean = mean.T[:, :, None]  # (D, T, 1)
+        self.neg_inf = torch.where(class_mask, 0.0, -math.inf).to(weight.dtype)  # (T, K)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(T, n, K) logits for features shared by all tasks, in one matrix product."""
-        tasks, dim, kmax = self.weight.shape
-        scaled = self.weight / self.std[:, :, None]  # W applied to standardised x == scaled applied to x
-        offset = self.bias - torch.einsum("td,tdk->tk", self.mean, scaled)
-        out = (x @ scaled.permute(1, 0, 2).reshape(dim, tasks * kmax)).view(-1, tasks, kmax)
-        out = out.permute(1, 0, 2) + offset[:, None, :]
-        return out.masked_fill(~self.class_mask[:, None, :], -math.inf)
+        """(n, T, K) logits; classes a task lacks get ``-inf``."""
+        dim, tasks, kmax = self.weight.shape
+        scaled = self.weight * self.inv_std
+        offset = self.bias - (scaled * self.mean).sum(0)
+        out = (x @ scaled.view(dim, tasks * kmax)).view(-1, tasks, kmax)
+        return out + (offset + self.neg_inf)
+
+
+def _log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """log-softmax over a short last axis, elementwise (faster than the generic kernel here)."""
+    top = logits.amax(dim=-1, keepdim=True)
+    return logits - top - (logits - top).exp().sum(dim=-1, keepdim=True).log()
 
 
 def _fit_logistic(x: torch.Tensor, codes: torch.Tensor, class_mask: torch.Tensor, *, C: float,
                   max_iter: int, tol: float, **_: Any) -> _LinearHeads:
     tasks, kmax = class_mask.shape
     mean, std = _standardisation(x, codes)
-    heads = _LinearHeads(torch.zeros(tasks, x.shape[1], kmax, dtype=x.dtype, requires_grad=True),
+    heads = _LinearHeads(torch.zeros(x.shape[1], tasks, kmax, dtype=x.dtype, requires_grad=True),
                          torch.zeros(tasks, kmax, dtype=x.dtype, requires_grad=True), mean, std, class_mask)
-    valid = codes >= 0
-    count = valid.sum(1).to(x.dtype)
-    safe = codes.clamp(min=0)
+    codes_nt = codes.T  # (n, T)
+    valid = codes_nt >= 0
+    count = valid.sum(0).to(x.dtype)
+    safe = codes_nt.clamp(min=0)[..., None]
     optimizer = torch.optim.LBFGS([heads.weight, heads.bias], lr=1.0, max_iter=max_iter,
                                   tolerance_grad=tol, tolerance_change=1e-12, history_size=20,
                                   line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        log_probs = heads.logits(x).log_softmax(dim=2)
-        nll = -torch.where(valid, log_probs.gather(2, safe[..., None])[..., 0], 0.0).sum(1) / count
-        penalty = (heads.weight**2).sum(dim=(1, 2)) / (2 * C * count)
+        log_lik = _log_softmax(heads.logits(x)).gather(2, safe)[..., 0]
+        nll = -torch.where(valid, log_lik, 0.0).sum(0) / count
+        penalty = (heads.weight**2).sum(dim=(0, 2)) / (2 * C * count)
         loss = (nll + penalty).sum()
         loss.backward()
         return loss
@@ -280,7 +296,7 @@ def _fit_sgd(x: torch.Tensor, codes: torch.Tensor, class_mask: torch.Tensor, *, 
             grad *= (valid / valid.sum(1, keepdim=True).clamp(min=1))[..., None]
             weight -= lr * torch.bmm(z.transpose(1, 2), grad)
             bias -= lr * grad.sum(1)
-    return _LinearHeads(weight, bias, mean, std, class_mask)
+    return _LinearHeads(weight.permute(1, 0, 2).contiguous(), bias, mean, std, class_mask)
 
 
 def _fit_svm(x: torch.Tensor, codes: torch.Tensor, class_mask: torch.Tensor, *, C: float,
@@ -314,7 +330,7 @@ def _fit_svm(x: torch.Tensor, codes: torch.Tensor, class_mask: torch.Tensor, *, 
         k = coef.shape[1]
         weight[t, :, :k] = torch.from_numpy(coef * scale)
         bias[t, :k] = torch.from_numpy(intercept * scale)
-    return _LinearHeads(weight.to(x.dtype), bias.to(x.dtype), mean, std, class_mask)
+    return _LinearHeads(weight.permute(1, 0, 2).contiguous().to(x.dtype), bias.to(x.dtype), mean, std, class_mask)
 
 
 _SOLVERS = {"logistic": _fit_logistic, "sgd": _fit_sgd, "linear_svm": _fit_svm}
