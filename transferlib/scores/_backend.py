@@ -29,10 +29,6 @@ class Namespace:
         self.torch = torch_module
         self.device = device
 
-    @property
-    def is_torch(self) -> bool:
-        return self.torch is not None
-
     # -- construction -----------------------------------------------------------------
     def asarray(self, x: Any, dtype: str = "float") -> Any:
         """Float64 (``dtype="float"``) or int64 (``"int"``) array on this backend."""
@@ -62,6 +58,18 @@ class Namespace:
         else:
             out[self.torch.arange(codes.shape[0], device=self.device), codes] = 1.0
         return out
+
+    def class_sums(self, x: Any, codes: Any, k: int) -> Any:
+        """(k, d) per-class row sums of ``x`` (n, d): O(nd) with a sparse one-hot product
+        (NumPy) or ``index_add_`` (torch), instead of an O(nkd) dense one-hot GEMM."""
+        if self.torch is None:
+            from scipy.sparse import csr_matrix
+
+            n = codes.shape[0]
+            indicator = csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(k, n))
+            return np.asarray(indicator @ x)
+        out = self.zeros((k, x.shape[1]))
+        return out.index_add_(0, codes, x)
 
     # -- elementwise / reductions -------------------------------------------------------
     def log(self, x: Any) -> Any:
@@ -96,16 +104,6 @@ class Namespace:
 
     def min(self, x: Any) -> Any:
         return np.min(x) if self.torch is None else self.torch.min(x)
-
-    def diag(self, x: Any) -> Any:
-        return np.diag(x) if self.torch is None else self.torch.diag(x)
-
-    def logsumexp(self, x: Any, axis: int) -> Any:
-        if self.torch is None:
-            from scipy.special import logsumexp
-
-            return logsumexp(x, axis=axis)
-        return self.torch.logsumexp(x, dim=axis)
 
     def all_finite(self, x: Any) -> bool:
         if self.torch is None:

@@ -57,7 +57,7 @@ def _trace_pinv_quadratic(xp: Namespace, a: Any, r: Any, rtol: float) -> float:
 
 
 def _class_weights(xp: Namespace, codes: Any, k: int) -> Any:
-    r"""(k, n) matrix :math:`W_{yi} = 1[y_i = y] / \sqrt{n\, n_y}`.
+    r"""(k, n) matrix :math:`W_{yi} = 1[y_i = y] / \sqrt{n\, n_y}` (used for the Gram side).
 
     With centred features :math:`F_c`, :math:`M = W F_c` has rows
     :math:`\sqrt{p_y}(\mu_y - \mu)`, so :math:`M^\top M = \mathrm{cov}(E[f \mid Y])`.
@@ -67,8 +67,14 @@ def _class_weights(xp: Namespace, codes: Any, k: int) -> Any:
     return (onehot / xp.sqrt(counts * codes.shape[0])).T
 
 
+def _between_rows(xp: Namespace, centred: Any, codes: Any, k: int) -> Any:
+    r""":math:`M = W F_c` (rows :math:`\sqrt{p_y}(\mu_y - \mu)`) from O(nd) class sums."""
+    counts = xp.asarray(np.bincount(xp.to_numpy(codes), minlength=k))
+    return xp.class_sums(centred, codes, k) / xp.sqrt(counts * centred.shape[0])[:, None]
+
+
 def _regularised_quadratic(
-    xp: Namespace, centred: Any, weights: Any, ridge: float, scale: float, rtol: float
+    xp: Namespace, centred: Any, codes: Any, k: int, ridge: float, scale: float, rtol: float
 ) -> float:
     r"""Return :math:`\mathrm{tr}\big(W F_c (aI + b F_c^\top F_c)^{+} F_c^\top W^\top\big)`.
 
@@ -83,7 +89,8 @@ def _regularised_quadratic(
         a = scale * (centred.T @ centred)
         if ridge:
             a = a + ridge * xp.eye(d)
-        return _trace_pinv_quadratic(xp, a, (weights @ centred).T, rtol)
+        return _trace_pinv_quadratic(xp, a, _between_rows(xp, centred, codes, k).T, rtol)
+    weights = _class_weights(xp, codes, k)
     eigenvalues, eigenvectors = xp.eigh(centred @ centred.T)
     denominators = ridge + scale * eigenvalues
     keep = denominators > rtol * xp.item(xp.max(denominators))
@@ -133,7 +140,7 @@ def h_score(features: Any, target_labels: Any, *, rtol: float | None = None) -> 
     Notes
     -----
     Computed as :math:`\|L^{-1} M^\top\|_F^2` where :math:`M` stacks
-    :math:`\sqrt{p_y}(\mu_y - \mu)` (one one-hot GEMM for all class means) and
+    :math:`\sqrt{p_y}(\mu_y - \mu)` (all class means from one O(nd) pass) and
     :math:`L` is the Cholesky factor of the covariance (one GEMM); a second Cholesky
     factorisation of the covariance shifted down by the tolerance proves that no
     eigenvalue falls below it, otherwise an eigendecomposition is used instead. For :math:`n < d` the same quantity is
@@ -155,7 +162,7 @@ def h_score(features: Any, target_labels: Any, *, rtol: float | None = None) -> 
     xp, centred, codes, k = _prepare(features, target_labels)
     n, d = centred.shape
     tol = _default_rtol(n, d) if rtol is None else rtol
-    return _regularised_quadratic(xp, centred, _class_weights(xp, codes, k), 0.0, 1.0 / n, tol)
+    return _regularised_quadratic(xp, centred, codes, k, 0.0, 1.0 / n, tol)
 
 
 def _ledoit_wolf_shrinkage(xp: Namespace, centred: Any) -> tuple[float, float]:
@@ -224,8 +231,7 @@ def shrinkage_h_score(features: Any, target_labels: Any, *, rtol: float | None =
     n, d = centred.shape
     alpha, mu = _ledoit_wolf_shrinkage(xp, centred)
     tol = _default_rtol(n, d) if rtol is None else rtol
-    weights = _class_weights(xp, codes, k)
-    quadratic = _regularised_quadratic(xp, centred, weights, alpha * mu, (1 - alpha) / n, tol)
+    quadratic = _regularised_quadratic(xp, centred, codes, k, alpha * mu, (1 - alpha) / n, tol)
     return (1 - alpha) * quadratic
 
 

@@ -18,7 +18,7 @@ __all__ = ["eep_predictions", "leep"]
 
 def _eep_conditional(xp: Namespace, probs: Any, codes: Any, n_classes: int) -> Any:
     r"""Return :math:`\hat P(y \mid z)` as a (|Y|, |Z|) matrix (columns sum to 1 or are 0)."""
-    joint = xp.one_hot(codes, n_classes).T @ probs / probs.shape[0]  # eq. 1, one GEMM
+    joint = xp.class_sums(probs, codes, n_classes) / probs.shape[0]  # eq. 1
     marginal = xp.sum(joint, axis=0, keepdims=True)
     # A source class with zero total mass has theta_z = 0 on every input, so its column is
     # never used; 0 instead of 0/0 keeps the result free of NaN.
@@ -63,7 +63,7 @@ def eep_predictions(source_probs: Any, target_labels: Any) -> np.ndarray | Any:
 
     Notes
     -----
-    Complexity :math:`O(n |Z| |Y|)` (two GEMMs).
+    Complexity :math:`O(n |Z| |Y|)` (one GEMM) plus :math:`O(n|Z|)` for the joint.
     """
     xp, probs, codes, k = _prepare(source_probs, target_labels)
     return probs @ _eep_conditional(xp, probs, codes, k).T
@@ -99,7 +99,7 @@ def leep(source_probs: Any, target_labels: Any) -> float:
     Convention: a source class receiving no probability mass on the target set
     contributes nothing (no NaN), as argued in :func:`eep_predictions`. Some public
     copies divide 0/0 there and return NaN. Only the label column of the EEP is
-    formed, so the cost is one (|Y| x n) x (n x |Z|) GEMM plus :math:`O(n|Z|)`.
+    formed, so the cost is :math:`O(n|Z|)` (class sums by a sparse one-hot product).
 
     References
     ----------

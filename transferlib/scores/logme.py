@@ -34,7 +34,7 @@ class _Evidence:
 
 
 def _spectrum(
-    xp: Namespace, f: Any, targets: Any, gram: str, rtol: float
+    xp: Namespace, f: Any, codes: Any, targets: Any, gram: str, rtol: float
 ) -> tuple[Any, Any, Any]:
     r"""Non-zero eigenvalues :math:`\sigma_i` of :math:`F^\top F`, projections
     :math:`z_i = u_i^\top y` of every target column on the left singular vectors, and
@@ -50,7 +50,8 @@ def _spectrum(
         sigma, v = xp.eigh(f.T @ f)
         keep = sigma > rtol * xp.item(xp.max(sigma))
         sigma, v = sigma[keep], v[:, keep]
-        coefficients = (v.T @ (f.T @ targets)) / sigma[:, None]  # V^T F^T y / s^2
+        f_t_targets = xp.class_sums(f, codes, targets.shape[1]).T  # F^T Y for one-hot Y
+        coefficients = (v.T @ f_t_targets) / sigma[:, None]  # V^T F^T y / s^2
         z = coefficients * xp.sqrt(sigma)[:, None]
         outside = targets - f @ (v @ coefficients)
     else:
@@ -119,9 +120,10 @@ def _logme_evidence(
         gram = "features" if d <= n else "samples"
     if gram not in ("features", "samples"):
         raise ValueError(f"gram must be 'auto', 'features' or 'samples', got {gram!r}")
-    targets = xp.one_hot(xp.asarray(codes, "int"), len(classes))
+    codes_xp = xp.asarray(codes, "int")
+    targets = xp.one_hot(codes_xp, len(classes))
     tol_rank = max(n, d) * float(np.finfo(np.float64).eps) if rtol is None else rtol
-    sigma, z, outside = _spectrum(xp, f, targets, gram, tol_rank)
+    sigma, z, outside = _spectrum(xp, f, codes_xp, targets, gram, tol_rank)
     return _fixed_point(xp, sigma, z, outside, n, d, max_iter, tol)
 
 
