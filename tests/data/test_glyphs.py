@@ -172,3 +172,26 @@ def test_subset_keeps_per_image_metadata_aligned():
                           params["rotation_deg"].to_numpy()[rows])
     assert np.array_equal(sub.metadata["clean_attributes"].to_numpy(),
                           data.metadata["clean_attributes"].to_numpy()[rows])
+
+
+def _entropy(counts):
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def test_identity_to_attribute_entropy_spreads_from_zero_to_full(glyphs):
+    """H(a | char) / H(a): 0 for character attributes, ~1 for independent ones, between
+    for the group-dependent appearance attributes (the NCE identity case study)."""
+    ratios = {}
+    for name in glyphs.attributes:
+        joint = pd.crosstab(glyphs.labels["char"], glyphs.labels[name]).to_numpy()
+        conditional = _entropy(joint.ravel()) - _entropy(joint.sum(axis=1))
+        ratios[name] = conditional / _entropy(joint.sum(axis=0))
+    for name, kind in glyphs.attribute_kinds.items():
+        if kind == "character":
+            assert ratios[name] == pytest.approx(0.0, abs=1e-9)
+    for name in ("serif", "bold", "dark_background", "tilt_left", "noisy"):
+        assert ratios[name] > 0.9, name
+    partial = [ratios[n] for n in ("warm_background", "gradient_background",
+                                   "warm_foreground", "large", "low_contrast")]
+    assert all(0.1 < r < 0.95 for r in partial) and max(partial) - min(partial) > 0.5

@@ -47,7 +47,7 @@ __all__ = ["BOOK_N_IMAGES", "FACES", "GLYPHS_VERSION", "GlyphsConfig", "load_gly
            "render_glyphs"]
 
 #: Bump when rendering changes; part of every cache key.
-GLYPHS_VERSION = 2
+GLYPHS_VERSION = 3
 #: Default size: 60,000 images (50,000 train / 10,000 test, like CIFAR), 32x32 RGB,
 #: 184 MB of pixels + 61 MB of masks in memory.
 BOOK_N_IMAGES = 60_000
@@ -110,12 +110,18 @@ POSITIONS = tuple(f"{row}_{col}" for row in ("top", "middle", "bottom")
 # Group-dependent probabilities of appearance factors. With appearance_dependence = d
 # an image uses base + d * (group value - base).
 _SIZE_BASE = np.array([0.3, 0.4, 0.3])
-_SIZE_BY_CASE = {"upper": [0.15, 0.35, 0.5], "lower": [0.5, 0.35, 0.15],
+# The strengths are chosen so that H(attribute | char) / H(attribute) spreads over
+# (0, 1): about 0.2 (warm_background), 0.4 (gradient_background), 0.5
+# (warm_foreground), 0.6 (large, small), 0.9 (low_contrast).
+_SIZE_BY_CASE = {"upper": [0.05, 0.15, 0.8], "lower": [0.8, 0.15, 0.05],
                  "none": [0.3, 0.4, 0.3]}
 _WARM_BASE = 0.4
-_WARM_BY_SCRIPT = {"latin_upper": 0.5, "latin_lower": 0.3, "digit": 0.85,
-                   "greek_upper": 0.2, "greek_lower": 0.1, "symbol": 0.6}
-_GRADIENT_BASE, _GRADIENT_VOWEL, _GRADIENT_OTHER = 0.25, 0.85, 0.15
+_WARM_BY_SCRIPT = {"latin_upper": 0.9, "latin_lower": 0.1, "digit": 0.95,
+                   "greek_upper": 0.1, "greek_lower": 0.05, "symbol": 0.5}
+_WARM_HUES = (330 / 360, 70 / 360)  # background hues counted as warm (wrapping through 0)
+_WARM_BG_BASE = (1 - _WARM_HUES[0]) + _WARM_HUES[1]  # share of the hue circle, 0.28
+_WARM_BG_UPPER, _WARM_BG_OTHER = 0.97, 0.03
+_GRADIENT_BASE, _GRADIENT_VOWEL, _GRADIENT_OTHER = 0.25, 0.95, 0.05
 _LOW_CONTRAST_BASE, _LOW_CONTRAST_LOOP, _LOW_CONTRAST_OTHER = 0.15, 0.3, 0.08
 _P_DARK, _P_NOISY = 0.5, 0.2
 _NOISE_STD = (3.0 / 255, 14.0 / 255)
@@ -251,7 +257,12 @@ def _sample_parameters(config: GlyphsConfig, usable: np.ndarray) -> dict[str, np
     fg_hsv = np.stack([(_HUES[colour] + rng.uniform(-8, 8, n) / 360) % 1.0,
                        rng.uniform(0.6, 1.0, n),
                        np.where(dark, rng.uniform(0.75, 1.0, n), rng.uniform(0.25, 0.6, n))], 1)
-    bg_hsv = np.stack([rng.random(n), rng.uniform(0.05, 0.35, n),
+    warm_bg = rng.random(n) < _blend(
+        _WARM_BG_BASE, np.where(case == "upper", _WARM_BG_UPPER, _WARM_BG_OTHER), d)
+    # hue uniform within the warm arc or within the rest of the circle
+    bg_hue = np.where(warm_bg, _WARM_HUES[0] + rng.random(n) * _WARM_BG_BASE,
+                      _WARM_HUES[1] + rng.random(n) * (1 - _WARM_BG_BASE)) % 1.0
+    bg_hsv = np.stack([bg_hue, rng.uniform(0.05, 0.35, n),
                        np.where(dark, rng.uniform(0.05, 0.3, n), rng.uniform(0.75, 0.97, n))], 1)
     low_contrast = rng.random(n) < _blend(
         _LOW_CONTRAST_BASE, np.where(loop, _LOW_CONTRAST_LOOP, _LOW_CONTRAST_OTHER), d)
@@ -268,7 +279,7 @@ def _sample_parameters(config: GlyphsConfig, usable: np.ndarray) -> dict[str, np
         "char": char, "face": face, "size_bucket": size_bucket, "scale": scale,
         "rotation": rotation, "shift_x": shift[:, 0], "shift_y": shift[:, 1],
         "colour": colour, "dark_background": dark, "foreground": foreground,
-        "background": background, "background_hue": bg_hsv[:, 0],
+        "background": background, "warm_background": warm_bg,
         "low_contrast": low_contrast, "gradient": gradient, "gradient_angle": gradient_angle,
         "noise_std": np.where(noisy, _NOISE_STD[1], _NOISE_STD[0]),
     }
@@ -358,13 +369,12 @@ def _attribute_table(p: dict[str, np.ndarray], config: GlyphsConfig
     d = config.appearance_dependence
     third = config.max_shift / 3
     shift_x, shift_y = p["shift_x"], p["shift_y"]
-    warm_hue = (p["background_hue"] < 70 / 360) | (p["background_hue"] > 330 / 360)
     independent = "independent of the character"
     by_group = f"(appearance_dependence {d:g} scales the dependence on the character)"
     appearance = {
         "dark_background": p["dark_background"],
         "warm_foreground": np.isin(p["colour"], _WARM),
-        "warm_background": warm_hue,
+        "warm_background": p["warm_background"],
         "large": p["size_bucket"] == 2,
         "small": p["size_bucket"] == 0,
         "shifted_up": shift_y < -third,
@@ -380,8 +390,10 @@ def _attribute_table(p: dict[str, np.ndarray], config: GlyphsConfig
                            "VISUALLY TRIVIAL, balanced",
         "warm_foreground": f"glyph colour red, orange or yellow; P by script {_WARM_BY_SCRIPT}, "
                            f"base {_WARM_BASE} {by_group}",
-        "warm_background": "background hue between magenta-red and yellow on a weakly "
-                           f"saturated background; P = 0.28, {independent}. Subtle",
+        "warm_background": "background hue between pink-red and yellow on a weakly "
+                           f"saturated background; P = {_WARM_BG_UPPER} for capitals, "
+                           f"{_WARM_BG_OTHER} otherwise, base {_WARM_BG_BASE:.2f} {by_group}. "
+                           "SUBTLE but nearly determined by the character",
         "large": "size bucket 'large'; P(small, medium, large) by case "
                  f"{_SIZE_BY_CASE} {by_group}",
         "small": f"size bucket 'small'; depends on case like 'large' {by_group}",
