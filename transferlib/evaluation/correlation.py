@@ -69,6 +69,12 @@ def spearman(x: Any, y: Any) -> tuple[float, float]:
     -------
     (float, float)
         ``(rho, p_value)``.
+
+    Examples
+    --------
+    >>> rho, p = spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5])
+    >>> round(rho, 3), round(p, 3)
+    (0.8, 0.104)
     """
     from scipy.stats import spearmanr
 

@@ -36,6 +36,14 @@ def transferability_levels(scores: Any, metric: Any, n_levels: int = 5) -> pd.Da
         (bin edges), ``count``, ``mean_metric``, ``std_metric`` (sample standard
         deviation, NaN for fewer than two tasks) and ``mean_score``. Empty bins are kept
         with ``count == 0`` and NaN means, so levels stay aligned across settings.
+
+    Examples
+    --------
+    >>> table = transferability_levels([0.1, 0.2, 0.8, 0.9], [0.5, 0.6, 0.8, 0.9], n_levels=2)
+    >>> table[["level", "count", "mean_metric"]]
+       level  count  mean_metric
+    0      1      2         0.55
+    1      2      2         0.85
     """
     s, m = as_pair(scores, metric, ("scores", "metric"), minimum=1)
     if not isinstance(n_levels, (int, np.integer)) or n_levels < 1:

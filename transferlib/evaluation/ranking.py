@@ -42,6 +42,11 @@ def relative_top_k_accuracy(scores: Any, metric: Any, k: int = 1) -> float:
     -------
     float
         In (0, 1].
+
+    Examples
+    --------
+    >>> round(relative_top_k_accuracy([0.9, 0.1, 0.5], [0.6, 0.8, 0.7], k=2), 4)
+    0.875
     """
     s, m = as_pair(scores, metric, ("scores", "metric"), minimum=1)
     _check_k(k, s.size)
@@ -63,6 +68,11 @@ def best_in_top_k(scores: Any, metric: Any, k: int = 1) -> bool:
     Returns
     -------
     bool
+
+    Examples
+    --------
+    >>> best_in_top_k([0.9, 0.1, 0.5], [0.6, 0.8, 0.7], k=2)
+    False
     """
     s, m = as_pair(scores, metric, ("scores", "metric"), minimum=1)
     _check_k(k, s.size)
@@ -118,6 +128,11 @@ def ndcg(scores: Any, relevance: Any, k: int | None = None) -> float:
     -------
     float
         In [0, 1]; 1 for a ranking that orders items by relevance.
+
+    Examples
+    --------
+    >>> round(ndcg([0.9, 0.1, 0.5], [0.6, 0.8, 0.7]), 4)
+    0.9351
     """
     _, rel = as_pair(scores, relevance, ("scores", "relevance"), minimum=1)
     if rel.min() < 0:

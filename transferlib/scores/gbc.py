@@ -67,6 +67,15 @@ def gbc(
     References
     ----------
     Pándy et al. (2022), CVPR, eq. 1-4.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1, 2], 20)
+    >>> x = rng.standard_normal((60, 4)) + 2 * np.eye(3, 4)[y]
+    >>> round(gbc(x, y), 4), round(gbc(x, y, gaussian="spherical"), 4)
+    (-2.0203, -2.3103)
     """
     if gaussian not in ("diagonal", "spherical"):
         raise ValueError(f"gaussian must be 'diagonal' or 'spherical', got {gaussian!r}")

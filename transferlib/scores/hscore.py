@@ -226,6 +226,15 @@ def shrinkage_h_score(features: Any, target_labels: Any, *, rtol: float | None =
     ----------
     Ibrahim, Ponomareva, Mazumder (2022), ICLR submission / arXiv:2110.06893;
     Ledoit & Wolf (2004), J. Multivariate Analysis 88(2).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1, 2], 20)
+    >>> x = rng.standard_normal((60, 4)) + 2 * np.eye(3, 4)[y]
+    >>> round(shrinkage_h_score(x, y), 4), round(h_score(x, y), 4)
+    (0.6106, 1.2457)
     """
     xp, centred, codes, k = _prepare(features, target_labels)
     n, d = centred.shape
@@ -417,6 +426,15 @@ def h_score_transferability(
     ----------
     Bao et al. (2019), ICIP, Def. 1-3, eq. 5; Huang et al. (2017), ISIT;
     Breiman & Friedman (1985), JASA 80(391).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1, 2], 20)
+    >>> x = rng.standard_normal((60, 4)) + 2 * np.eye(3, 4)[y]
+    >>> round(h_score_transferability(x, y), 4)  # H-score / (|Y| - 1)
+    0.6228
     """
     score = h_score(features, target_labels, rtol=rtol)
     codes, classes = as_labels(target_labels, "target_labels")

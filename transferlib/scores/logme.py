@@ -193,6 +193,15 @@ def logme(
     References
     ----------
     You, Liu, Wang, Long (2021), ICML, Sec. 4 and Algorithm 1; MacKay (1992).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1, 2], 20)
+    >>> x = rng.standard_normal((60, 4)) + 2 * np.eye(3, 4)[y]
+    >>> round(logme(x, y), 4)
+    -0.5605
     """
     evidence = _logme_evidence(features, target_labels, gram, rtol, max_iter, tol)
     n = as_labels(target_labels, "target_labels")[0].shape[0]

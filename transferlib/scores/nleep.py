@@ -69,6 +69,15 @@ def nleep(
     References
     ----------
     Li et al. (2021), CVPR, Sec. 4.2.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1, 2], 20)
+    >>> x = rng.standard_normal((60, 4)) + 2 * np.eye(3, 4)[y]
+    >>> round(nleep(x, y, components_per_class=1), 4)
+    -0.4791
     """
     from sklearn.decomposition import PCA
     from sklearn.mixture import GaussianMixture

@@ -42,6 +42,11 @@ def dataset_embedding(features: Any, eps: float = 1e-10) -> np.ndarray:
     -------
     ndarray of shape (d,)
         Positive (for ``eps > 0``) vector summing to 1.
+
+    Examples
+    --------
+    >>> dataset_embedding([[1.0, 0.0, 3.0], [3.0, 0.0, 1.0]], eps=0.0)
+    array([0.5, 0. , 0.5])
     """
     if not np.isfinite(eps) or eps < 0:
         raise ValueError(f"eps must be a non-negative finite number, got {eps}")
@@ -107,6 +112,11 @@ def divergence(p: Any, q: Any, metric: str = "kl") -> float | np.ndarray:
     ``"kl"``, ``"jsd"`` and ``"chi2"`` need distributions (non-negative, summing to 1
     within 1e-6); KL is taken target-to-source and needs :math:`q_j > 0` wherever
     :math:`p_j > 0` (use ``eps > 0`` in :func:`dataset_embedding`). Cost :math:`O(md)`.
+
+    Examples
+    --------
+    >>> divergence([0.5, 0.5], [[0.25, 0.75], [0.5, 0.5]], "cityblock")
+    array([0.5, 0. ])
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
@@ -169,6 +179,11 @@ def embedding_divergence(source_sizes: Any, divergences: Any, k: float) -> np.nd
     -------
     ndarray of shape (m,) or (t, m)
         Scores; rank sources by decreasing value.
+
+    Examples
+    --------
+    >>> embedding_divergence([1e6, 1e3, 1e4], [0.1, 0.9, 0.5], k=-1.0).round(3)
+    array([ 2.561, -2.294, -0.267])
     """
     divergence_arr = _as_vectors(divergences, "divergences", (1, 2))
     sizes = _as_vectors(source_sizes, "source_sizes", (1, 2))
