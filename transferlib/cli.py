@@ -178,8 +178,6 @@ def _directory_size(path: Path) -> tuple[int, int]:
 def cache_info(cache_dir: str | Path | None = None) -> str:
     """Describe the cache directory: its path, and files and size per top-level entry."""
     root = cache_root(cache_dir)
-    if not root.exists():
-        return f"cache directory {root} (does not exist yet)"
     lines = [f"cache directory {root}"]
     total_files = total_bytes = 0
     for entry in sorted(root.iterdir()):
@@ -194,8 +192,7 @@ def cache_info(cache_dir: str | Path | None = None) -> str:
 def cache_clear(cache_dir: str | Path | None = None) -> Path:
     """Delete the cache directory and everything in it; return its path."""
     root = cache_root(cache_dir)
-    if root.exists():
-        shutil.rmtree(root)
+    shutil.rmtree(root)
     return root
 
 
