@@ -106,8 +106,8 @@ class HeadlessChromium:
             os.dup2(self._from_chrome_w, 4)
 
         # preexec_fn is the only way to place the pipes at fds 3 and 4; the tests start no threads.
-        self.process = subprocess.Popen(  # noqa: PLW1509
-            [*prefix, *args, "about:blank"], preexec_fn=connect_pipes, pass_fds=(3, 4),
+        self.process = subprocess.Popen(
+            [*prefix, *args, "about:blank"], preexec_fn=connect_pipes, pass_fds=(3, 4),  # noqa: PLW1509
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         os.close(self._to_chrome_r)

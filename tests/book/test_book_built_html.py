@@ -89,9 +89,9 @@ def test_internal_links_resolve(book_html: Path) -> None:
                 target = target / "index.html"
             if not target.exists():
                 broken.append(f"{page.relative_to(book_html)}: <{tag}> {url} (missing file)")
-            elif parts.fragment and target.suffix == ".html":
-                if unquote(parts.fragment) not in _parse(target, parsed).ids:
-                    broken.append(f"{page.relative_to(book_html)}: <{tag}> {url} (missing anchor)")
+            elif (parts.fragment and target.suffix == ".html"
+                  and unquote(parts.fragment) not in _parse(target, parsed).ids):
+                broken.append(f"{page.relative_to(book_html)}: <{tag}> {url} (missing anchor)")
     assert not broken, "broken internal links:\n" + "\n".join(broken)
 
 
