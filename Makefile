@@ -1,7 +1,7 @@
 # transferlib: two commands after cloning.
 #   make book   create .venv if needed, install, execute the notebooks (book scale), build _build/html
 #   make test   run the test suite
-# Other targets: venv, book-smoke (what CI builds), test-notebooks, test-browser, ci, clean.
+# Other targets: venv, book-smoke (what CI builds), test-notebooks, test-html, ci, clean.
 
 SHELL  := /bin/bash
 PYTHON ?= python3
@@ -13,7 +13,7 @@ JB     := $(BIN)/jupyter-book
 SMOKE_OUT := _build/smoke
 SMOKE_LOG := $(SMOKE_OUT)/build.log
 
-.PHONY: all venv book book-smoke test test-notebooks test-browser ci clean
+.PHONY: all venv book book-smoke test test-notebooks test-html ci clean
 
 all: book
 
@@ -45,8 +45,9 @@ test: $(STAMP)
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest -m notebooks tests/test_notebooks.py
 
-test-browser: $(STAMP)
-	$(BIN)/python -m pytest -m browser tests/book
+# Checks of a built book (links, no network resources, headless Chromium); see the test's docstring.
+test-html: $(STAMP)
+	$(BIN)/python -m pytest tests/book/test_book_built_html.py
 
 ci:
 	.ci/run
