@@ -45,11 +45,9 @@ def _trace_pinv_quadratic(xp: Namespace, a: Any, r: Any, rtol: float) -> float:
     Otherwise the eigendecomposition is used.
     """
     threshold = rtol * xp.item(xp.sqrt(xp.sum(a * a)))
-    if xp.cholesky(a - threshold * xp.eye(a.shape[0])) is not None:
-        lower = xp.cholesky(a)
-        if lower is not None:
-            solved = xp.solve_lower(lower, r)
-            return xp.item(xp.sum(solved * solved))
+    if xp.cholesky(a - threshold * xp.eye(a.shape[0])) is not None:  # then A is PD too
+        solved = xp.solve_lower(xp.cholesky(a), r)
+        return xp.item(xp.sum(solved * solved))
     eigenvalues, eigenvectors = xp.eigh(a)
     keep = eigenvalues > rtol * xp.item(xp.max(eigenvalues))
     projected = (eigenvectors.T @ r)[keep]
