@@ -100,7 +100,7 @@ def _locate(root: Path, candidates: Sequence[str], required: Sequence[str], name
 
 
 def _table(path: Path, **kwargs) -> pd.DataFrame:
-    return pd.read_csv(path, sep=r"\s+", header=None, engine="python", **kwargs)
+    return pd.read_csv(path, sep=r"\s+", header=None, **kwargs)
 
 
 # --------------------------------------------------------------------------- CIFAR
@@ -232,16 +232,15 @@ def _load_cub(root: Path, image_size: int, min_certainty: int) -> ImageDataset:
     image_class = _table(base / "image_class_labels.txt", names=["id", "label"]).set_index("id")
     is_train = _table(base / "train_test_split.txt", names=["id", "train"]).set_index("id")
     attribute_names = _table(attribute_file, names=["id", "name"])["name"].tolist()
-    # Some rows of the official file carry an extra column; only the first four matter.
-    annotations = pd.read_csv(base / "attributes" / "image_attribute_labels.txt", sep=r"\s+",
-                              header=None, names=range(7), usecols=range(4), engine="python")
+    # Some rows of the official file carry an extra column; only the first four matter
+    # (image id, attribute id, is_present, certainty id).
+    annotations = np.loadtxt(base / "attributes" / "image_attribute_labels.txt",
+                             usecols=(0, 1, 2, 3), dtype=np.int64, ndmin=2)
     ids = images.index.to_numpy()
     row = pd.Series(np.arange(ids.size), index=ids)
     positive = np.zeros((ids.size, len(attribute_names)), dtype=np.int64)
-    keep = annotations[2].to_numpy() == 1
-    keep &= annotations[3].to_numpy() >= min_certainty
-    positive[row.loc[annotations[0].to_numpy()[keep]].to_numpy(),
-             annotations[1].to_numpy()[keep] - 1] = 1
+    keep = (annotations[:, 2] == 1) & (annotations[:, 3] >= min_certainty)
+    positive[row.loc[annotations[keep, 0]].to_numpy(), annotations[keep, 1] - 1] = 1
     labels = pd.DataFrame(positive, columns=attribute_names)
     labels.insert(0, "label", image_class.loc[ids, "label"].to_numpy().astype(np.int64) - 1)
     train = is_train.loc[ids, "train"].to_numpy() == 1
