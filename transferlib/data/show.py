@@ -59,9 +59,9 @@ def show_grid(dataset: ImageDataset, n: int = 32, label: str | Sequence[str] | N
     titles = ["\n".join(t for t in parts if t) for parts in zip(*lines)] if lines else [
         ""] * len(indices)
     nrows = int(np.ceil(len(indices) / ncols))
-    height = panel_size * (1 + 0.15 * max(len(columns) - 1, 0))
+    height = panel_size + 0.15 * len(columns)  # room for one title line per column
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * panel_size, nrows * height),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, title in zip(axes.flat, images, titles):
@@ -70,7 +70,6 @@ def show_grid(dataset: ImageDataset, n: int = 32, label: str | Sequence[str] | N
                   cmap="gray" if picture.shape[-1] == 1 else None, vmin=0, vmax=255,
                   interpolation="nearest")
         ax.set_title(title, fontsize=8, pad=2)
-    fig.tight_layout(pad=0.3)
     return fig
 
 
