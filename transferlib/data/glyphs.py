@@ -13,14 +13,16 @@ is what the NCE identity-to-attribute experiment needs:
 * ``font`` attributes and some ``appearance`` attributes are drawn independently of
   the character (``H(a | char) = H(a)``);
 * the other ``appearance`` attributes are drawn with probabilities that depend on the
-  character's group (script, vowel, closed loop), so ``H(a | char)`` lies in between;
+  character's group (case, script, vowel, closed loop), so ``H(a | char)`` lies in between;
   ``appearance_dependence`` scales that dependence from 0 (independent) to 1.
 
 ``metadata["attribute_descriptions"]`` states how each attribute is generated.
 
-Rendering: every (character, face) pair is drawn once with PIL as an anti-aliased alpha
-mask; all images are then produced in batches by one affine warp (``grid_sample`` at
-twice the output resolution, then 2x2 average pooling), colour compositing and noise.
+Rendering: every (character, face) pair is drawn once with PIL at twice the output
+size and box-filtered down to an anti-aliased alpha mask (cached in memory per size);
+all images are then produced in batches by one bilinear affine warp (``grid_sample``
+on a separable grid), colour compositing, Gaussian noise and quantisation. The
+foreground mask is ``alpha > 0.5``.
 """
 
 from __future__ import annotations
