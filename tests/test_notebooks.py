@@ -21,6 +21,7 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("transferlib-cache")
 
 
+@pytest.mark.notebooks  # runs with `-m notebooks`, so an empty notebooks/ cannot pass silently
 def test_there_are_notebooks() -> None:
     assert NOTEBOOKS, "no notebooks found in notebooks/"
 

@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from transferlib.cache import cache_root
-from transferlib.config import SCALES, check_scale
+from transferlib.config import DEFAULT_SCALE, SCALES, check_scale
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 RUNS_DIR = Path("runs")
@@ -155,7 +155,9 @@ def run_notebook(
         raise ValueError(
             f"{source.name} has no parameter(s) {', '.join(unknown)}; it declares {', '.join(declared)}"
         )
-    out = Path(output) if output is not None else default_output(source, params.get("scale", "default"))
+    # Without a scale parameter the notebook reads $TRANSFERLIB_SCALE, else the default.
+    run_scale = params.get("scale", os.environ.get("TRANSFERLIB_SCALE", DEFAULT_SCALE))
+    out = Path(output) if output is not None else default_output(source, run_scale)
     if out.suffix != ".ipynb":
         raise ValueError(f"output must be an .ipynb file so the .md source is never overwritten, got {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
