@@ -8,8 +8,9 @@ Prints images/s of :func:`transferlib.data.glyphs.render_glyphs` (everything aft
 glyph masks are built: parameter sampling, warping, compositing, noise, quantisation;
 best of ``--repeats``), of the first uncached :func:`load_glyphs` call (glyph masks +
 rendering + writing the cache), of a cached load, and of a naive loop that draws every
-image with PIL (font objects cached, same kinds of randomness). Results also go to
-``benchmarks/results/bench_glyphs.json``.
+image with PIL (font objects cached, same kinds of randomness). ``--threads`` sets
+torch's thread count for the process (the renderer itself runs on one thread, see
+``glyphs._one_torch_thread``). Results also go to ``benchmarks/results/bench_glyphs.json``.
 """
 
 from __future__ import annotations
