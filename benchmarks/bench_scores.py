@@ -85,8 +85,12 @@ def _textbook_logme(x: np.ndarray, y: np.ndarray) -> float:
         res2 = np.sum((alpha * z / (alpha + beta * sigma)) ** 2) + outside
         log_det = np.sum(np.log(alpha + beta * sigma)) + (d - sigma.size) * np.log(alpha)
         evidences.append(
-            0.5 * n * np.log(beta) + 0.5 * d * np.log(alpha) - 0.5 * n * np.log(2 * np.pi)
-            - 0.5 * beta * res2 - 0.5 * alpha * m2 - 0.5 * log_det
+            0.5 * n * np.log(beta)
+            + 0.5 * d * np.log(alpha)
+            - 0.5 * n * np.log(2 * np.pi)
+            - 0.5 * beta * res2
+            - 0.5 * alpha * m2
+            - 0.5 * log_det
         )
     return float(np.mean(evidences) / n)
 
@@ -117,7 +121,9 @@ def _textbook_gbc(x: np.ndarray, y: np.ndarray) -> float:
     return -total
 
 
-def _best_time(function: Callable[[], float], repeat: int, sync: Callable[[], None]) -> tuple[float, float]:
+def _best_time(
+    function: Callable[[], float], repeat: int, sync: Callable[[], None]
+) -> tuple[float, float]:
     times, value = [], float("nan")
     for _ in range(repeat):
         sync()
@@ -151,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     probs = softmax(logits, axis=1)
     source_labels = probs.argmax(1)
 
-    sync: Callable[[], None] = lambda: None  # noqa: E731
+    sync: Callable[[], None] = lambda: None
     ours_features, ours_probs, ours_labels = features, probs, y
     if args.device == "cuda":
         import torch
@@ -164,22 +170,41 @@ def main(argv: list[str] | None = None) -> None:
     cases: list[tuple[str, Callable[[], float], Callable[[], float] | None]] = [
         ("nce", lambda: scores.nce(y, source_labels), lambda: _textbook_nce(y, source_labels)),
         ("leep", lambda: scores.leep(ours_probs, ours_labels), lambda: _textbook_leep(probs, y)),
-        ("h_score", lambda: scores.h_score(ours_features, ours_labels),
-         lambda: _textbook_h_score(features, y)),
-        ("shrinkage_h_score", lambda: scores.shrinkage_h_score(ours_features, ours_labels),
-         lambda: _textbook_shrinkage_h_score(features, y)),
-        ("logme", lambda: scores.logme(ours_features, ours_labels),
-         lambda: _textbook_logme(features, y)),
-        ("transrate", lambda: scores.transrate(ours_features, ours_labels),
-         lambda: _textbook_transrate(features, y)),
+        (
+            "h_score",
+            lambda: scores.h_score(ours_features, ours_labels),
+            lambda: _textbook_h_score(features, y),
+        ),
+        (
+            "shrinkage_h_score",
+            lambda: scores.shrinkage_h_score(ours_features, ours_labels),
+            lambda: _textbook_shrinkage_h_score(features, y),
+        ),
+        (
+            "logme",
+            lambda: scores.logme(ours_features, ours_labels),
+            lambda: _textbook_logme(features, y),
+        ),
+        (
+            "transrate",
+            lambda: scores.transrate(ours_features, ours_labels),
+            lambda: _textbook_transrate(features, y),
+        ),
         ("gbc", lambda: scores.gbc(ours_features, ours_labels), lambda: _textbook_gbc(features, y)),
     ]
     if args.nleep:
-        cases.append(("nleep", lambda: scores.nleep(ours_features, ours_labels,
-                                                    covariance_type="diag"), None))
+        cases.append(
+            (
+                "nleep",
+                lambda: scores.nleep(ours_features, ours_labels, covariance_type="diag"),
+                None,
+            )
+        )
 
-    print(f"n={args.n} d={args.d} classes={args.classes} source_classes={args.source_classes} "
-          f"device={args.device} float64, best of {args.repeat}")
+    print(
+        f"n={args.n} d={args.d} classes={args.classes} source_classes={args.source_classes} "
+        f"device={args.device} float64, best of {args.repeat}"
+    )
     header = f"{'score':<19}{'ours [s]':>10}{'textbook [s]':>14}{'ratio':>8}{'rel. diff':>11}"
     print(header)
     print("-" * len(header))
@@ -190,8 +215,10 @@ def main(argv: list[str] | None = None) -> None:
             continue
         book_time, book_value = _best_time(textbook, 1, lambda: None)
         difference = abs(ours_value - book_value) / max(abs(book_value), 1e-300)
-        print(f"{name:<19}{ours_time:>10.4f}{book_time:>14.4f}{book_time / ours_time:>8.1f}"
-              f"{difference:>11.1e}")
+        print(
+            f"{name:<19}{ours_time:>10.4f}{book_time:>14.4f}{book_time / ours_time:>8.1f}"
+            f"{difference:>11.1e}"
+        )
 
 
 if __name__ == "__main__":

@@ -11,15 +11,19 @@ Y = X + 0.5 * RNG.standard_normal(30)
 
 def test_pearson_hand_computed():
     x, y = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 3.0, 2.0, 4.0])
-    r = ((x - x.mean()) @ (y - y.mean())) / np.sqrt(((x - x.mean()) ** 2).sum() * ((y - y.mean()) ** 2).sum())
+    r = ((x - x.mean()) @ (y - y.mean())) / np.sqrt(
+        ((x - x.mean()) ** 2).sum() * ((y - y.mean()) ** 2).sum()
+    )
     t = r * np.sqrt(2 / (1 - r**2))
     statistic, p_value = pearson(x, y)
     assert statistic == pytest.approx(r)
     assert p_value == pytest.approx(2 * stats.t.sf(t, 2))
 
 
-@pytest.mark.parametrize("function,reference", [
-    (pearson, stats.pearsonr), (spearman, stats.spearmanr), (kendall, stats.kendalltau)])
+@pytest.mark.parametrize(
+    "function,reference",
+    [(pearson, stats.pearsonr), (spearman, stats.spearmanr), (kendall, stats.kendalltau)],
+)
 def test_matches_scipy(function, reference):
     statistic, p_value = function(X, Y)
     expected = reference(X, Y)

@@ -34,7 +34,9 @@ def test_dcg_and_ndcg_match_sklearn_with_ties():
         relevance = rng.random(9)
         for k in (None, 3):
             assert dcg(scores, relevance, k) == pytest.approx(dcg_score([relevance], [scores], k=k))
-            assert ndcg(scores, relevance, k) == pytest.approx(ndcg_score([relevance], [scores], k=k))
+            assert ndcg(scores, relevance, k) == pytest.approx(
+                ndcg_score([relevance], [scores], k=k)
+            )
 
 
 def test_ndcg_perfect_and_order_independent():

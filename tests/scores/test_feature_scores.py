@@ -25,8 +25,10 @@ def _textbook_gbc(x, y, spherical=False, var_floor=1e-8):
             if i != j:
                 s = 0.5 * (variances[i] + variances[j])
                 distance = 0.125 * np.sum((means[i] - means[j]) ** 2 / s) + 0.5 * (
-                    np.sum(np.log(s)) - 0.5 * np.sum(np.log(variances[i]))
-                    - 0.5 * np.sum(np.log(variances[j])))
+                    np.sum(np.log(s))
+                    - 0.5 * np.sum(np.log(variances[i]))
+                    - 0.5 * np.sum(np.log(variances[j]))
+                )
                 total += np.exp(-distance)
     return -total
 
@@ -34,12 +36,16 @@ def _textbook_gbc(x, y, spherical=False, var_floor=1e-8):
 @pytest.mark.parametrize("gaussian", ["diagonal", "spherical"])
 def test_gbc_matches_textbook(gaussian):
     x, y = _data(0)
-    assert gbc(x, y, gaussian) == pytest.approx(_textbook_gbc(x, y, gaussian == "spherical"), rel=1e-10)
+    assert gbc(x, y, gaussian) == pytest.approx(
+        _textbook_gbc(x, y, gaussian == "spherical"), rel=1e-10
+    )
 
 
 def test_gbc_limits():
     x, y = _data(1, shift=0.0, n=3000)
-    assert gbc(x[:, :1] * 0 + np.random.default_rng(0).standard_normal((3000, 1)), y) == pytest.approx(-6, abs=0.05)
+    assert gbc(
+        x[:, :1] * 0 + np.random.default_rng(0).standard_normal((3000, 1)), y
+    ) == pytest.approx(-6, abs=0.05)
     far, y_far = _data(2, shift=50.0)
     assert gbc(far, y_far) == pytest.approx(0.0, abs=1e-12)
     assert gbc(far, y_far) > gbc(x[:120], y[:120])
@@ -52,7 +58,9 @@ def _coding_rate(z, eps):
 
 def _textbook_transrate(x, y, eps):
     z = x - x.mean(0)
-    return _coding_rate(z, eps) - sum(np.mean(y == c) * _coding_rate(z[y == c], eps) for c in np.unique(y))
+    return _coding_rate(z, eps) - sum(
+        np.mean(y == c) * _coding_rate(z[y == c], eps) for c in np.unique(y)
+    )
 
 
 @pytest.mark.parametrize("n,d", [(120, 6), (20, 40), (120, 50)])
@@ -75,8 +83,12 @@ def test_nleep_is_seeded_and_a_leep():
     value = nleep(x, y, components_per_class=2, covariance_type="diag")
     assert value == nleep(x, y, components_per_class=2, covariance_type="diag")
     assert -np.log(3) - 1e-9 <= value <= 0  # at least as good as the label prior, at most 0
-    assert value > nleep(np.random.default_rng(0).standard_normal(x.shape), y,
-                         components_per_class=2, covariance_type="diag")
+    assert value > nleep(
+        np.random.default_rng(0).standard_normal(x.shape),
+        y,
+        components_per_class=2,
+        covariance_type="diag",
+    )
 
 
 def test_nleep_with_one_component_per_point_class_recovers_labels():

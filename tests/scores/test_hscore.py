@@ -44,7 +44,9 @@ def test_invariant_to_invertible_affine_maps(seed):
     x, y = _data(seed)
     rng = np.random.default_rng(100 + seed)
     a = rng.standard_normal((x.shape[1], x.shape[1])) + 3 * np.eye(x.shape[1])
-    assert h_score(x @ a + rng.standard_normal(x.shape[1]), y) == pytest.approx(h_score(x, y), rel=1e-8)
+    assert h_score(x @ a + rng.standard_normal(x.shape[1]), y) == pytest.approx(
+        h_score(x, y), rel=1e-8
+    )
 
 
 def test_one_hot_label_features_reach_the_maximum():
@@ -53,7 +55,9 @@ def test_one_hot_label_features_reach_the_maximum():
     assert h_score(np.eye(5)[y], y) == pytest.approx(4.0, abs=1e-10)
     # any invertible map of the one-hot code, plus noise-free extra columns, keeps |Y| - 1
     code = np.eye(5)[y] @ rng.standard_normal((5, 5))
-    assert h_score(np.hstack([code, rng.standard_normal((300, 3))]), y) == pytest.approx(4.0, abs=1e-8)
+    assert h_score(np.hstack([code, rng.standard_normal((300, 3))]), y) == pytest.approx(
+        4.0, abs=1e-8
+    )
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -90,7 +94,9 @@ def test_transferability_with_codes_uses_chi2_information():
     chi2_information = (joint**2 / np.outer(joint.sum(1), joint.sum(0))).sum() - 1
     expected = h_score(x, y) / chi2_information
     assert h_score_transferability(x, y, input_codes=codes) == pytest.approx(expected, rel=1e-10)
-    assert h_score_transferability(x, y, input_codes=codes, method="ace") == pytest.approx(expected, rel=1e-8)
+    assert h_score_transferability(x, y, input_codes=codes, method="ace") == pytest.approx(
+        expected, rel=1e-8
+    )
     assert h_score_transferability(x, y, input_codes=codes) <= 1 + 1e-12
 
 
@@ -105,7 +111,9 @@ def test_transferability_deterministic_codes_equal_closed_form():
 
 
 def test_hgr_identical_and_independent_variables():
-    assert hgr_maximal_correlation([0, 1, 2, 0, 1, 2], [0, 1, 2, 0, 1, 2], 2) == pytest.approx([1, 1])
+    assert hgr_maximal_correlation([0, 1, 2, 0, 1, 2], [0, 1, 2, 0, 1, 2], 2) == pytest.approx(
+        [1, 1]
+    )
     x, y = np.meshgrid(np.arange(3), np.arange(4))  # every pair once: independent
     np.testing.assert_allclose(hgr_maximal_correlation(x.ravel(), y.ravel(), 2), 0.0, atol=1e-12)
 

@@ -37,8 +37,15 @@ def test_hand_computed_three_samples():
     y = [0, 1, 0]
     # P(y,z)*3 = [[1.5, 0.5], [0.2, 0.8]], P(z)*3 = [1.7, 1.3]
     p = np.array([[1.5 / 1.7, 0.5 / 1.3], [0.2 / 1.7, 0.8 / 1.3]])
-    expected = np.mean(np.log([0.9 * p[0, 0] + 0.1 * p[0, 1], 0.2 * p[1, 0] + 0.8 * p[1, 1],
-                               0.6 * p[0, 0] + 0.4 * p[0, 1]]))
+    expected = np.mean(
+        np.log(
+            [
+                0.9 * p[0, 0] + 0.1 * p[0, 1],
+                0.2 * p[1, 0] + 0.8 * p[1, 1],
+                0.6 * p[0, 0] + 0.4 * p[0, 1],
+            ]
+        )
+    )
     assert leep(theta, y) == pytest.approx(expected, abs=1e-14)
 
 

@@ -25,9 +25,14 @@ def _textbook_evidence(x, target, alpha, beta):
     n, d = x.shape
     a = alpha * np.eye(d) + beta * x.T @ x
     m = beta * np.linalg.solve(a, x.T @ target)
-    return (0.5 * d * np.log(alpha) + 0.5 * n * np.log(beta) - 0.5 * n * np.log(2 * np.pi)
-            - 0.5 * beta * np.sum((x @ m - target) ** 2) - 0.5 * alpha * m @ m
-            - 0.5 * np.linalg.slogdet(a)[1])
+    return (
+        0.5 * d * np.log(alpha)
+        + 0.5 * n * np.log(beta)
+        - 0.5 * n * np.log(2 * np.pi)
+        - 0.5 * beta * np.sum((x @ m - target) ** 2)
+        - 0.5 * alpha * m @ m
+        - 0.5 * np.linalg.slogdet(a)[1]
+    )
 
 
 @pytest.mark.parametrize("n,d", [(80, 10), (12, 40)])
@@ -47,8 +52,12 @@ def test_evidence_formula_at_the_starting_point(n, d, gram):
     evidence = _logme_evidence(x, y, gram, None, 0, 1e-12)
     for c in range(3):
         target = (y == c).astype(float)
-        assert evidence.log_evidence[c] == pytest.approx(_direct_log_evidence(x, target, 1, 1), rel=1e-11)
-        assert evidence.log_evidence[c] == pytest.approx(_textbook_evidence(x, target, 1, 1), rel=1e-11)
+        assert evidence.log_evidence[c] == pytest.approx(
+            _direct_log_evidence(x, target, 1, 1), rel=1e-11
+        )
+        assert evidence.log_evidence[c] == pytest.approx(
+            _textbook_evidence(x, target, 1, 1), rel=1e-11
+        )
 
 
 @pytest.mark.parametrize("n,d", [(40, 6), (9, 25)])
@@ -61,7 +70,8 @@ def test_evidence_matches_direct_formula_at_the_fixed_point(n, d):
         # beta can run to ~1e7 when n < d (targets in the range of F): the dense formula
         # loses digits there, hence 1e-8 rather than 1e-11
         assert evidence.log_evidence[c] == pytest.approx(
-            _direct_log_evidence(x, target, alpha, beta), rel=1e-8)
+            _direct_log_evidence(x, target, alpha, beta), rel=1e-8
+        )
     assert logme(x, y) == pytest.approx(evidence.log_evidence.mean() / n, rel=1e-12)
 
 
@@ -83,7 +93,9 @@ def test_rank_deficient_features_same_as_deduplicated_up_to_prior_terms():
     x, y = _data(3, 30, 8)
     wide = np.hstack([x, x])
     assert np.isfinite(logme(wide, y))
-    assert logme(wide, y, gram="features") == pytest.approx(logme(wide, y, gram="samples"), rel=1e-9)
+    assert logme(wide, y, gram="features") == pytest.approx(
+        logme(wide, y, gram="samples"), rel=1e-9
+    )
 
 
 def test_uninformative_class_converges():

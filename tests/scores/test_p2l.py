@@ -73,7 +73,7 @@ def test_embedding_divergence_formula_and_ranking():
     sizes = np.array([1_000_000, 1_000, 30_000, 5_000])
     d = np.array([0.1, 0.9, 0.4, 0.6])  # source 0 is large and near, source 1 small and far
     log_s = np.log(sizes)
-    z = lambda v: (v - v.mean()) / v.std()  # noqa: E731
+    z = lambda v: (v - v.mean()) / v.std()
     for k in (-0.5, -1.0, -3.0):
         e = embedding_divergence(sizes, d, k)
         np.testing.assert_allclose(e, z(log_s) + k * z(d))
@@ -83,8 +83,11 @@ def test_embedding_divergence_formula_and_ranking():
 
 
 def test_embedding_divergence_constant_input_and_errors():
-    np.testing.assert_allclose(embedding_divergence([10, 10, 10], [0.1, 0.2, 0.3], -1.0),
-                               -np.array([-1.0, 0.0, 1.0]) * np.sqrt(1.5), atol=1e-12)
+    np.testing.assert_allclose(
+        embedding_divergence([10, 10, 10], [0.1, 0.2, 0.3], -1.0),
+        -np.array([-1.0, 0.0, 1.0]) * np.sqrt(1.5),
+        atol=1e-12,
+    )
     with pytest.raises(ValueError, match="length mismatch"):
         embedding_divergence([10, 20], [0.1, 0.2, 0.3], -1)
     with pytest.raises(ValueError, match="positive"):
@@ -98,7 +101,7 @@ def test_fit_k_recovers_the_generating_balance():
     targets, sources = 12, 8
     sizes = 10 ** rng.uniform(3, 6, sources)
     d = rng.uniform(0, 1, (targets, sources))
-    z = lambda v: (v - v.mean(-1, keepdims=True)) / v.std(-1, keepdims=True)  # noqa: E731
+    z = lambda v: (v - v.mean(-1, keepdims=True)) / v.std(-1, keepdims=True)
     improvement = z(np.log(sizes)) - 2.0 * z(d)
     result = fit_k(sizes, d, improvement, top=sources)
     assert result.k == pytest.approx(-2.0)

@@ -13,7 +13,8 @@ def test_numpy_path_does_not_import_torch():
     code = (
         "import sys, numpy as np\n"
         "import transferlib.scores as s, transferlib.evaluation as e\n"
-        "y = np.arange(40) % 3; x = np.random.default_rng(0).standard_normal((40, 5)) + y[:, None]\n"
+        "y = np.arange(40) % 3\n"
+        "x = np.random.default_rng(0).standard_normal((40, 5)) + y[:, None]\n"
         "p = np.full((40, 4), 0.25)\n"
         "for name, info in s.SCORES.items():\n"
         "    info.compute(y, features=x, source_probs=p, source_labels=y % 2)\n"
@@ -69,7 +70,9 @@ def test_eep_predictions_stay_on_torch():
 def test_p2l_and_hgr_accept_tensors():
     features = np.abs(X_TALL)
     np.testing.assert_allclose(
-        p2l.dataset_embedding(torch.as_tensor(features)), p2l.dataset_embedding(features))
+        p2l.dataset_embedding(torch.as_tensor(features)), p2l.dataset_embedding(features)
+    )
     np.testing.assert_allclose(
         hgr_maximal_correlation(torch.as_tensor(Y), torch.as_tensor(Y % 2), 1),
-        hgr_maximal_correlation(Y, Y % 2, 1))
+        hgr_maximal_correlation(Y, Y % 2, 1),
+    )

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["as_vector", "as_pair"]
+__all__ = ["as_pair", "as_vector"]
 
 
 def as_vector(x: Any, name: str, minimum: int = 1) -> np.ndarray:

@@ -54,11 +54,13 @@ def transferability_levels(scores: Any, metric: Any, n_levels: int = 5) -> pd.Da
     level = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, n_levels - 1)
     frame = pd.DataFrame({"level": level + 1, "metric": m, "score": s})
     grouped = frame.groupby("level")
-    table = pd.DataFrame({
-        "level": np.arange(1, n_levels + 1),
-        "lower": edges[:-1],
-        "upper": edges[1:],
-    }).set_index("level")
+    table = pd.DataFrame(
+        {
+            "level": np.arange(1, n_levels + 1),
+            "lower": edges[:-1],
+            "upper": edges[1:],
+        }
+    ).set_index("level")
     table["count"] = grouped.size().reindex(table.index, fill_value=0).astype(int)
     table["mean_metric"] = grouped["metric"].mean()
     table["std_metric"] = grouped["metric"].std(ddof=1)

@@ -55,8 +55,10 @@ class LinearFit:
 
         x = as_vector(x_grid, "x_grid")
         fit = self.intercept + self.slope * x
-        half = t.ppf(0.5 + self.level / 2, self.n - 2) * self.residual_std * np.sqrt(
-            1.0 / self.n + (x - self.x_mean) ** 2 / self.sxx
+        half = (
+            t.ppf(0.5 + self.level / 2, self.n - 2)
+            * self.residual_std
+            * np.sqrt(1.0 / self.n + (x - self.x_mean) ** 2 / self.sxx)
         )
         return fit, fit - half, fit + half
 

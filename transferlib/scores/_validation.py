@@ -31,8 +31,11 @@ def _to_numpy(x: Any, name: str) -> np.ndarray:
 
 
 def _check_numeric(arr_dtype: np.dtype, name: str) -> None:
-    if not (np.issubdtype(arr_dtype, np.floating) or np.issubdtype(arr_dtype, np.integer)
-            or np.issubdtype(arr_dtype, np.bool_)):
+    if not (
+        np.issubdtype(arr_dtype, np.floating)
+        or np.issubdtype(arr_dtype, np.integer)
+        or np.issubdtype(arr_dtype, np.bool_)
+    ):
         raise TypeError(f"{name} must be a real numeric array, got dtype {arr_dtype}")
 
 

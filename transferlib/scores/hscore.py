@@ -141,8 +141,8 @@ def h_score(features: Any, target_labels: Any, *, rtol: float | None = None) -> 
     :math:`\sqrt{p_y}(\mu_y - \mu)` (all class means from one O(nd) pass) and
     :math:`L` is the Cholesky factor of the covariance (one GEMM); a second Cholesky
     factorisation of the covariance shifted down by the tolerance proves that no
-    eigenvalue falls below it, otherwise an eigendecomposition is used instead. For :math:`n < d` the same quantity is
-    computed on the :math:`n \times n` Gram matrix. Cost
+    eigenvalue falls below it, otherwise an eigendecomposition is used instead. For
+    :math:`n < d` the same quantity is computed on the :math:`n \times n` Gram matrix. Cost
     :math:`O(nd\min(n,d) + \min(n,d)^3)`. Some public copies multiply the two
     covariances element-wise instead of as matrices; this is the matrix product.
 
@@ -242,9 +242,9 @@ def shrinkage_h_score(features: Any, target_labels: Any, *, rtol: float | None =
     return (1 - alpha) * quadratic
 
 
-def _divergence_transition_matrix(x: np.ndarray, kx: int, y: np.ndarray, ky: int) -> tuple[
-    np.ndarray, np.ndarray, np.ndarray
-]:
+def _divergence_transition_matrix(
+    x: np.ndarray, kx: int, y: np.ndarray, ky: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""DTM :math:`\tilde B_{y,x} = P_{XY}(x,y)/\sqrt{P_X(x)P_Y(y)} - \sqrt{P_X(x)P_Y(y)}`
     (Bao et al. Def. 1) with the two marginals."""
     joint = np.bincount(y * kx + x, minlength=ky * kx).reshape(ky, kx) / x.shape[0]

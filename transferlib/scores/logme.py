@@ -97,7 +97,7 @@ def _fixed_point(
     beta = xp.asarray(np.ones(k))
     gamma, m2, residual2, evidence = evaluate(alpha, beta)
     iterations = 0
-    for iterations in range(1, max_iter + 1):  # noqa: B007 - the count is reported
+    for iterations in range(1, max_iter + 1):
         alpha = gamma / xp.maximum(m2, 1e-300)
         beta = (n - gamma) / xp.maximum(residual2, 1e-300)
         gamma, m2, residual2, new_evidence = evaluate(alpha, beta)

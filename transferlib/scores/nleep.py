@@ -99,8 +99,11 @@ def nleep(
     else:
         reduced = f
     mixture = GaussianMixture(
-        n_components=n_components, covariance_type=covariance_type, random_state=seed,
-        max_iter=max_iter, reg_covar=1e-6,
+        n_components=n_components,
+        covariance_type=covariance_type,
+        random_state=seed,
+        max_iter=max_iter,
+        reg_covar=1e-6,
     )
     posteriors = mixture.fit(reduced).predict_proba(reduced)
     return leep(posteriors, target_labels)

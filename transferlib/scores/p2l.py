@@ -14,7 +14,7 @@ import numpy as np
 from transferlib.scores._backend import namespace
 from transferlib.scores._validation import as_features
 
-__all__ = ["KFit", "dataset_embedding", "divergence", "embedding_divergence", "fit_k", "METRICS"]
+__all__ = ["METRICS", "KFit", "dataset_embedding", "divergence", "embedding_divergence", "fit_k"]
 
 METRICS = ("kl", "jsd", "chi2", "euclidean", "cityblock")
 _DISTRIBUTION_METRICS = ("kl", "jsd", "chi2")
@@ -127,12 +127,16 @@ def divergence(p: Any, q: Any, metric: str = "kl") -> float | np.ndarray:
     if metric in _DISTRIBUTION_METRICS:
         for name, arr in (("p", p_arr), ("q", q_arr)):
             if arr.min() < 0:
-                raise ValueError(f"{name} has negative entries; metric {metric!r} needs distributions")
+                raise ValueError(
+                    f"{name} has negative entries; metric {metric!r} needs distributions"
+                )
             if np.abs(arr.sum(axis=-1) - 1).max() > 1e-6:
                 raise ValueError(f"{name} must sum to 1 for metric {metric!r}")
     if metric == "kl":
         if np.any((p_arr > 0) & (q_arr == 0)):
-            raise ValueError("q has zeros where p > 0, so KL(p||q) is infinite; smooth with eps > 0")
+            raise ValueError(
+                "q has zeros where p > 0, so KL(p||q) is infinite; smooth with eps > 0"
+            )
         result = _kl(p_arr, q_arr)
     elif metric == "jsd":
         m = 0.5 * (p_arr + q_arr)
@@ -259,7 +263,8 @@ def fit_k(
     improvement_arr = _as_vectors(improvements, "improvements", (2,))
     if divergence_arr.shape != improvement_arr.shape:
         raise ValueError(
-            f"shape mismatch: divergences {divergence_arr.shape}, improvements {improvement_arr.shape}"
+            f"shape mismatch: divergences {divergence_arr.shape}, "
+            f"improvements {improvement_arr.shape}"
         )
     n_sources = divergence_arr.shape[1]
     if not 2 <= top <= n_sources:
@@ -268,11 +273,17 @@ def fit_k(
     best = np.argsort(-improvement_arr, axis=1, kind="stable")[:, :top]
     truth = np.take_along_axis(improvement_arr, best, axis=1)
     sizes = np.broadcast_to(_as_vectors(source_sizes, "source_sizes", (1, 2)), divergence_arr.shape)
-    criterion = np.array([
-        _row_spearman(
-            np.take_along_axis(embedding_divergence(sizes, divergence_arr, float(k)), best, axis=1),
-            truth,
-        ).mean()
-        for k in grid
-    ])
-    return KFit(k=float(grid[int(np.argmax(criterion))]), grid=grid, mean_spearman=criterion, top=top)
+    criterion = np.array(
+        [
+            _row_spearman(
+                np.take_along_axis(
+                    embedding_divergence(sizes, divergence_arr, float(k)), best, axis=1
+                ),
+                truth,
+            ).mean()
+            for k in grid
+        ]
+    )
+    return KFit(
+        k=float(grid[int(np.argmax(criterion))]), grid=grid, mean_spearman=criterion, top=top
+    )

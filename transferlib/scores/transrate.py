@@ -6,6 +6,7 @@ ICML 2022 (coding rate from Ma et al. 2007 / Yu et al. 2020).
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -95,6 +96,6 @@ def transrate(features: Any, target_labels: Any, eps: float = 1e-2) -> float:
     z_sorted = z[xp.asarray(order, "int")]
     conditional = sum(
         (hi - lo) / n * _coding_rate(xp, z_sorted[lo:hi], eps)
-        for lo, hi in zip(bounds[:-1], bounds[1:])
+        for lo, hi in itertools.pairwise(bounds)
     )
     return float(_coding_rate(xp, z, eps) - conditional)
