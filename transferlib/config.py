@@ -284,9 +284,9 @@ register_presets(
             n_theorem_sources=1, train_sizes=(100, 400),
         ),
         "book": NCEPreset(
-            n_images=12_000, n_train=8_000, n_test=4_000, model="small_cnn", epochs=3,
-            identity_epochs=6, lr=0.05, batch_size=128, n_attributes=None, n_sources=6,
-            n_theorem_sources=3, train_sizes=(250, 1_000, 4_000, 8_000),
+            n_images=7_200, n_train=None, n_test=None, model="small_cnn", epochs=2,
+            identity_epochs=20, lr=0.1, batch_size=128, n_attributes=None, n_sources=6,
+            n_theorem_sources=3, train_sizes=(100, 500, 2_000, 6_000),
         ),
         "full": NCEPreset(
             n_images=120_000, n_train=None, n_test=None, model="resnet18", epochs=30,

@@ -121,16 +121,20 @@ def test_likelihood_input_validation():
         nce.log_likelihood(np.array([[np.nan, 1.0]]), np.array([0]))
 
 
-def test_select_attributes_alternates_kinds_and_skips_constants():
-    labels = pd.DataFrame({"a1": [0, 1], "a2": [1, 0], "b1": [0, 1], "c1": [1, 1], "c2": [0, 1]})
+def test_select_attributes_puts_designed_first_then_alternates_kinds():
+    labels = pd.DataFrame({"a1": [0, 1], "a2": [1, 0], "b1": [0, 1], "c1": [1, 1], "c2": [0, 1],
+                           "c3": [1, 0]})
     ds = SimpleNamespace(
         attributes=list(labels.columns),
         attribute_kinds={"a1": "character", "a2": "character", "b1": "font",
-                         "c1": "appearance", "c2": "appearance"},
+                         "c1": "appearance", "c2": "appearance", "c3": "appearance"},
         labels=labels,
+        metadata={"attribute_descriptions": {"c3": "tilted; VISUALLY HARD, balanced"}},
     )
-    assert nce.select_attributes(ds) == ["a1", "b1", "c2", "a2"]
-    assert nce.select_attributes(ds, 2) == ["a1", "b1"]
+    # c1 is constant (no task); c3 is designed and comes first.
+    assert nce.select_attributes(ds) == ["c3", "a1", "b1", "c2", "a2"]
+    assert nce.select_attributes(ds, 2) == ["c3", "a1"]
+    assert nce.visual_difficulty(ds) == {"c3": "hard"}
 
 
 def test_nce_config_rejects_bad_parameters():
@@ -221,7 +225,7 @@ def test_identity_transfer_and_hardness(shared_cfg, count_training):
     before = dict(count_training)
     hardness = nce.run_hardness(cfg, progress=False)
     assert count_training == before  # hardness reuses the dedicated networks' rows
-    train_idx = nce._splits(cfg, ds)[0]
+    train_idx = nce.split_indices(cfg)[0]
     for _, row in hardness.iterrows():
         labels = ds.column(row["attribute"])[train_idx]
         assert row["hardness"] == pytest.approx(conditional_entropy(labels, np.zeros_like(labels)))

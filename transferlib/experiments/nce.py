@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ __all__ = [
     "run_theorem_check",
     "run_training_size_curve",
     "select_attributes",
+    "split_indices",
     "visual_difficulty",
 ]
 
@@ -308,7 +309,9 @@ def _subsample(indices: np.ndarray, n: int | None, seed: int) -> np.ndarray:
     return np.sort(rng.choice(indices, size=n, replace=False))
 
 
-def _splits(cfg: NCEConfig, ds: Any) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(cfg: NCEConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Training and test rows every runner of ``cfg`` uses (seeded subsets of the splits)."""
+    ds = nce_dataset(cfg)
     train = _subsample(ds.splits["train"], cfg.n_train, cfg.seed)
     test = _subsample(ds.splits["test"], cfg.n_test, cfg.seed + 1)
     return train, test
@@ -338,7 +341,7 @@ def visual_difficulty(ds: Any) -> dict[str, str]:
     "VISUALLY HARD" into the description of attributes designed so that their difficulty is
     visual rather than statistical. Datasets without such notes give an empty mapping.
     """
-    notes = ds.metadata.get("attribute_descriptions") or {}
+    notes = getattr(ds, "metadata", {}).get("attribute_descriptions") or {}
     marks = {"VISUALLY TRIVIAL": "trivial", "VISUALLY HARD": "hard"}
     return {
         name: label
@@ -349,11 +352,13 @@ def visual_difficulty(ds: Any) -> dict[str, str]:
 
 
 def select_attributes(ds: Any, n: int | None = None) -> list[str]:
-    """Binary attributes of ``ds`` in an order that alternates between attribute kinds.
+    """Binary attributes of ``ds``: the visually designed ones first, then alternating kinds.
 
-    Taking the first ``n`` of this list gives a set spread over kinds (character, font,
-    appearance, ...) rather than ``n`` attributes of one kind. Attributes with a single value
-    are skipped: they define no classification task.
+    The attributes :func:`visual_difficulty` marks (Glyphs' visually trivial and visually hard
+    balanced pair) come first, so that every scale includes the case where label statistics
+    fail; the rest alternate between attribute kinds (character, font, appearance, ...), so
+    that the first ``n`` are spread over kinds rather than ``n`` of one kind. Attributes with a
+    single value are skipped: they define no classification task.
 
     Parameters
     ----------
@@ -361,11 +366,13 @@ def select_attributes(ds: Any, n: int | None = None) -> list[str]:
     n : int or None
         How many to return (None: all).
     """
+    usable = [name for name in ds.attributes if ds.labels[name].nunique() > 1]
+    designed = [name for name in visual_difficulty(ds) if name in usable]
     by_kind: dict[str, list[str]] = {}
-    for name in ds.attributes:
-        if ds.labels[name].nunique() > 1:
+    for name in usable:
+        if name not in designed:
             by_kind.setdefault(ds.attribute_kinds.get(name, "other"), []).append(name)
-    order = [
+    order = designed + [
         names[i]
         for i in range(max((len(v) for v in by_kind.values()), default=0))
         for names in by_kind.values()
@@ -495,13 +502,13 @@ def _transfer_sweep(
     sources: Sequence[str],
     targets: Sequence[str],
     method: str,
-    make_rows: Any,
+    make_rows: Callable[[_Network, pd.Series, np.ndarray, np.ndarray], dict],
     progress: bool,
     head_kwargs: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Shared loop of the transfer runners: per source, train/load, retrain heads, store rows."""
     ds = nce_dataset(cfg)
-    train_idx, test_idx = _splits(cfg, ds)
+    train_idx, test_idx = split_indices(cfg)
     store = _store(cfg, name, ("source", "target"))
     for source in tqdm(sources, desc=name, disable=not progress):
         todo = [t for t in targets if t != source and not store.has({"source": source, "target": t})]
@@ -633,7 +640,7 @@ def run_dedicated(cfg: NCEConfig, progress: bool = True) -> pd.DataFrame:
         dedicated_test_log_likelihood, n_train, n_test``.
     """
     ds = nce_dataset(cfg)
-    train_idx, test_idx = _splits(cfg, ds)
+    train_idx, test_idx = split_indices(cfg)
     attributes = _attributes(cfg)
     store = _store(cfg, "dedicated", ("attribute",))
     for attribute in tqdm(attributes, desc="dedicated networks", disable=not progress):
@@ -741,7 +748,7 @@ def run_training_size_curve(cfg: NCEConfig, progress: bool = True) -> pd.DataFra
         "transferred".
     """
     ds = nce_dataset(cfg)
-    train_idx, test_idx = _splits(cfg, ds)
+    train_idx, test_idx = split_indices(cfg)
     if cfg.curve_attributes is None:
         identity = run_identity_transfer(cfg, progress)
         attributes = [identity["attribute"].iloc[0], identity["attribute"].iloc[-1]]
@@ -758,12 +765,11 @@ def run_training_size_curve(cfg: NCEConfig, progress: bool = True) -> pd.DataFra
         identity_net = _network(
             cfg, _identity(cfg), train_idx, test_idx, cfg.identity_epochs, progress
         )
-        position = {index: i for i, index in enumerate(train_idx)}
     for attribute, n in tqdm(todo, desc="training-size curve", disable=not progress):
         subset = np.sort(order[:n])
-        epochs = max(cfg.epochs, int(round(cfg.epochs * train_idx.size / n)))
+        epochs = max(cfg.epochs, round(cfg.epochs * train_idx.size / n))
         dedicated = _network(cfg, attribute, subset, test_idx, epochs, progress)
-        rows = np.array([position[i] for i in subset])
+        rows = np.searchsorted(train_idx, subset)  # train_idx is sorted
         subset_net = dataclasses.replace(
             identity_net, train_features=identity_net.train_features[rows]
         )

@@ -2,6 +2,8 @@
 
 Every helper takes a tidy table from :mod:`transferlib.experiments.nce` and returns a
 :class:`matplotlib.figure.Figure` in the book style; captions are written in the notebooks.
+Figures are closed in pyplot before they are returned, so a notebook shows them only where it
+glues or displays them (pyplot shows every open figure at the end of a cell).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from transferlib.evaluation import linear_fit_with_ci
 from transferlib.plotting.style import PALETTE, use_book_style
@@ -27,13 +30,20 @@ __all__ = [
 ]
 
 
+def _figure(figsize: tuple[float, float]) -> Figure:
+    """A new figure in the book style, already closed in pyplot (see the module docstring)."""
+    use_book_style()
+    fig = plt.figure(figsize=figsize)
+    plt.close(fig)
+    return fig
+
+
 def _grid(n_panels: int, ncols: int, size: tuple[float, float]) -> tuple[Figure, np.ndarray]:
     use_book_style()
     ncols = max(1, min(ncols, n_panels))
     nrows = int(np.ceil(n_panels / ncols))
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False
-    )
+    fig = _figure((size[0] * ncols, size[1] * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.flat[n_panels:]:
         ax.set_visible(False)
     return fig, axes.flat[:n_panels]
@@ -63,7 +73,7 @@ def plot_label_sequences(
         for row, values in enumerate((y, z)):
             for i, v in enumerate(values):
                 ax.text(i, row, str(v), ha="center", va="center", fontsize=8, color="white")
-        ce = float(conditional_entropy(y, z))
+        ce = abs(float(conditional_entropy(y, z)))  # an exact 0 can come out as -0.0
         ax.set_title(f"{title}\nH(Y|Z) = {ce:.3f} nats = {ce / np.log(2):.2f} log 2", fontsize=9)
         ax.set_yticks([0, 1], ["Y (target)", "Z (source)"])
         ax.set_xticks([])
@@ -79,7 +89,8 @@ def plot_theorem_check(table: pd.DataFrame) -> Figure:
     markers: the logistic head alone. Points above the diagonal satisfy the bound.
     """
     use_book_style()
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    fig = _figure((5.2, 4.6))
+    ax = fig.subplots()
     colours = _colours(table["source"])
     for source, group in table.groupby("source", sort=False):
         ax.scatter(group["bound"], group["transferred_log_likelihood"], color=colours[source],
@@ -162,7 +173,11 @@ def plot_correlation_panels(
         ax.set_xlabel(xlabel or x)
         ax.set_ylabel(ylabel or y)
     if hue is not None:
-        handles, labels = axes[0].get_legend_handles_labels()
+        legend = {}
+        for ax in axes:  # panels may lack some hue values
+            for handle, text in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(text, handle)
+        handles, labels = list(legend.values()), list(legend)
         fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 5),
                    bbox_to_anchor=(0.5, 1.0))
         fig.tight_layout(rect=(0, 0, 1, 0.92))
@@ -183,7 +198,8 @@ def plot_correlation_distribution(summary: pd.DataFrame, label: str = "source") 
     """
     use_book_style()
     ordered = summary.sort_values("r", kind="stable")
-    fig, ax = plt.subplots(figsize=(6.4, 0.3 * len(ordered) + 1.2))
+    fig = _figure((6.4, 0.3 * len(ordered) + 1.2))
+    ax = fig.subplots()
     significant = ordered["p_value"] < 0.05
     colours = np.where(significant, PALETTE[0], "0.7")
     ax.barh(ordered[label].astype(str), ordered["r"], color=colours)
@@ -208,16 +224,16 @@ def plot_transfer_gain(identity: pd.DataFrame, hue: str = "kind") -> Figure:
     use_book_style()
     ordered = identity.sort_values("ce_given_identity", kind="stable")
     colours = _colours(ordered[hue])
-    fig, ax = plt.subplots(figsize=(max(6.4, 0.22 * len(ordered) + 1.5), 3.8))
+    fig = _figure((max(6.4, 0.22 * len(ordered) + 1.5), 3.8))
+    ax = fig.subplots()
     ax.bar(np.arange(len(ordered)), ordered["transfer_gain"],
            color=[colours[k] for k in ordered[hue]])
     ax.axhline(0, color="0.3", lw=0.8)
     ax.set_xticks(np.arange(len(ordered)), ordered["attribute"], rotation=90, fontsize=7)
     ax.set_ylabel("transferred − dedicated accuracy")
     ax.set_xlabel("attribute, by increasing H(attribute | identity)")
-    for kind, colour in colours.items():
-        ax.bar([0], [0], color=colour, label=str(kind))
-    ax.legend(loc="lower left", ncol=len(colours))
+    ax.legend(handles=[Patch(color=c, label=str(k)) for k, c in colours.items()],
+              loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(colours))
     fig.tight_layout()
     return fig
 
@@ -234,9 +250,12 @@ def plot_training_size_curve(curve: pd.DataFrame) -> Figure:
             colour, marker, label = styles[method]
             ax.plot(group["n"], group["accuracy"], marker=marker, color=colour, label=label)
         ax.set_xscale("log")
+        sizes = sorted(part["n"].unique())
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.minorticks_off()
         ax.set_title(attribute, fontsize=10)
         ax.set_xlabel("training images with attribute labels")
         ax.set_ylabel("test accuracy")
-    axes[0].legend(loc="lower right")
+    axes[0].legend(loc="best")
     fig.tight_layout()
     return fig
