@@ -6,10 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-try:
-    from transferlib.data import TaskData
-except ImportError:  # TEMPORARY while the data package is being written
-    from transferlib.data.dataset import TaskData
+from transferlib.data import TaskData
 
 
 def make_task(n: int, num_classes: int = 2, size: int = 16, seed: int = 0, name: str = "toy") -> TaskData:

@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.preprocessing import StandardScaler
-
-import torch
 
 from transferlib.training import HEAD_METHODS, HeadResult, retrain_head, retrain_heads
 from transferlib.training.heads import macro_f1

@@ -5,7 +5,7 @@ from transferlib.cache import ResultStore
 from transferlib.models import build_model
 from transferlib.training import fine_tune_cached, loop, run_tasks, train_cached
 
-SMALL = dict(epochs=2, lr=0.05, batch_size=16, device="cpu", progress=False)
+SMALL = {"epochs": 2, "lr": 0.05, "batch_size": 16, "device": "cpu", "progress": False}
 
 
 @pytest.fixture

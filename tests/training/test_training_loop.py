@@ -5,7 +5,7 @@ import torch
 from transferlib.models import build_model
 from transferlib.training import augment_batch, fine_tune, train, train_from_scratch
 
-FAST = dict(progress=False, device="cpu")
+FAST = {"progress": False, "device": "cpu"}
 
 
 def test_small_cnn_overfits_tiny_separable_set(toy_split):
@@ -64,7 +64,7 @@ def test_step_schedule_divides_by_ten(toy_split):
 
 
 def test_bad_input_is_rejected(toy_split, make_task):
-    train_data, test_data = toy_split
+    train_data, _ = toy_split
     model = build_model("small_cnn", num_classes=3)
     one_class = make_task(10, 1)
     with pytest.raises(ValueError, match="one class"):

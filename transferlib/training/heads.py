@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -155,7 +155,7 @@ def macro_f1(y_true: torch.Tensor, y_pred: torch.Tensor, valid: torch.Tensor, nu
     """
     weight = valid.to(torch.float64)
     tasks = y_true.shape[0]
-    true_count = torch.zeros(tasks, num_classes, dtype=torch.float64)
+    true_count = torch.zeros(tasks, num_classes, dtype=torch.float64, device=y_true.device)
     pred_count = torch.zeros_like(true_count)
     hits = torch.zeros_like(true_count)
     safe_true = y_true.clamp(min=0)
@@ -189,12 +189,15 @@ def _scores(logits: torch.Tensor, codes: torch.Tensor, kmax: int) -> dict[str, t
 
 def _standardisation(x: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-task mean and standard deviation (T, D) over each task's training rows."""
-    weight = (codes >= 0).to(x.dtype)
+    # float64: E[x^2] - E[x]^2 loses digits in float32 when |mean| >> std
+    weight = (codes >= 0).double()
+    x64 = x.double()
     count = weight.sum(1, keepdim=True)
-    mean = weight @ x / count
-    var = (weight @ (x * x) / count - mean**2).clamp(min=0)
+    mean = weight @ x64 / count
+    var = (weight @ (x64 * x64) / count - mean**2).clamp(min=0)
     std = var.sqrt()
-    return mean, torch.where(std > 1e-6 * (1 + mean.abs()), std, torch.ones_like(std))
+    std = torch.where(std > 1e-6 * (1 + mean.abs()), std, torch.ones_like(std))
+    return mean.to(x.dtype), std.to(x.dtype)
 
 
 class _LinearHeads:
@@ -264,27 +267,28 @@ def _fit_logistic(x: torch.Tensor, codes: torch.Tensor, class_mask: torch.Tensor
 def _fit_sgd(x: torch.Tensor, codes: torch.Tensor, class_mask: torch.Tensor, *, lr: float,
              batch_size: int, epochs: int, seed: int, progress: bool, **_: Any) -> _LinearHeads:
     tasks, kmax = class_mask.shape
-    dim = x.shape[1]
+    dim, device = x.shape[1], x.device
     mean, std = _standardisation(x, codes)
-    weight = torch.zeros(tasks, dim, kmax, dtype=x.dtype)
-    bias = torch.zeros(tasks, kmax, dtype=x.dtype)
+    weight = torch.zeros(tasks, dim, kmax, dtype=x.dtype, device=device)
+    bias = torch.zeros(tasks, kmax, dtype=x.dtype, device=device)
     counts = (codes >= 0).sum(1)
     nmax = int(counts.max())
     # Row positions of each task's samples, padded to nmax.
-    positions = torch.zeros(tasks, nmax, dtype=torch.long)
+    positions = torch.zeros(tasks, nmax, dtype=torch.long, device=device)
     for t in range(tasks):
         rows = torch.nonzero(codes[t] >= 0)[:, 0]
         positions[t, : len(rows)] = rows
     generators = [torch.Generator().manual_seed(seed + t) for t in range(tasks)]
     steps = math.ceil(nmax / batch_size)
-    slot = torch.arange(batch_size)
+    slot = torch.arange(batch_size, device=device)
     neg_inf = torch.where(class_mask, 0.0, -math.inf).to(x.dtype)[:, None, :]
-    task_index = torch.arange(tasks)[:, None]
+    task_index = torch.arange(tasks, device=device)[:, None]
     for _epoch in tqdm(range(epochs), desc="sgd heads", disable=not progress, leave=False):
-        order = torch.zeros(tasks, nmax, dtype=torch.long)
+        order = torch.zeros(tasks, nmax, dtype=torch.long, device=device)
         for t in range(tasks):
             n_t = int(counts[t])
-            order[t, :n_t] = positions[t, torch.randperm(n_t, generator=generators[t])]
+            shuffle = torch.randperm(n_t, generator=generators[t]).to(device)
+            order[t, :n_t] = positions[t, shuffle]
         for step in range(steps):
             start = step * batch_size
             idx = order[:, start : start + batch_size]
@@ -292,16 +296,34 @@ def _fit_sgd(x: torch.Tensor, codes: torch.Tensor, class_mask: torch.Tensor, *, 
             z = (x[idx] - mean[:, None, :]) / std[:, None, :]  # (T, B, D) standardised
             logits = torch.baddbmm(bias[:, None, :], z, weight) + neg_inf
             grad = logits.softmax(dim=2)
-            grad[task_index, torch.arange(idx.shape[1])[None, :], codes[task_index, idx].clamp(min=0)] -= 1
+            batch_slot = torch.arange(idx.shape[1], device=device)[None, :]
+            grad[task_index, batch_slot, codes[task_index, idx].clamp(min=0)] -= 1
             grad *= (valid / valid.sum(1, keepdim=True).clamp(min=1))[..., None]
             weight -= lr * torch.bmm(z.transpose(1, 2), grad)
             bias -= lr * grad.sum(1)
     return _LinearHeads(weight.permute(1, 0, 2).contiguous(), bias, mean, std, class_mask)
 
 
+def _inverse_temperature(decision: np.ndarray, labels: np.ndarray) -> float:
+    """Scale ``s`` minimising the training NLL of ``softmax(s * decision)``.
+
+    Searched on a log scale in [e^-10, e^10]; the bound keeps separable data
+    (optimum at ``s -> inf``) finite.
+    """
+    from scipy.optimize import minimize_scalar
+    from scipy.special import logsumexp
+
+    picked = decision[np.arange(len(labels)), labels]
+
+    def nll(log_scale: float) -> float:
+        scale = math.exp(log_scale)
+        return float((logsumexp(scale * decision, axis=1) - scale * picked).mean())
+
+    return math.exp(minimize_scalar(nll, bounds=(-10.0, 10.0), method="bounded").x)
+
+
 def _fit_svm(x: torch.Tensor, codes: torch.Tensor, class_mask: torch.Tensor, *, C: float,
              max_iter: int, tol: float, progress: bool, **_: Any) -> _LinearHeads:
-    from scipy.optimize import minimize_scalar
     from sklearn.svm import LinearSVC
 
     tasks, kmax = class_mask.shape
@@ -310,27 +332,19 @@ def _fit_svm(x: torch.Tensor, codes: torch.Tensor, class_mask: torch.Tensor, *, 
     bias = torch.zeros(tasks, kmax, dtype=torch.float64)
     for t in tqdm(range(tasks), desc="svm heads", disable=not progress, leave=False):
         rows = codes[t] >= 0
-        z = ((x[rows] - mean[t]) / std[t]).double().numpy()
-        y = codes[t][rows].numpy()
+        z = ((x[rows] - mean[t]) / std[t]).double().cpu().numpy()
+        y = codes[t][rows].cpu().numpy()
         svm = LinearSVC(C=C, max_iter=max_iter, tol=tol, dual="auto").fit(z, y)
         coef, intercept = svm.coef_.T, svm.intercept_
         if coef.shape[1] == 1:  # binary: decision d -> logits (0, d)
             coef = np.hstack([np.zeros_like(coef), coef])
             intercept = np.array([0.0, intercept[0]])
-        decision = z @ coef + intercept
-        decision -= decision.max(1, keepdims=True)
-
-        def nll(log_scale: float) -> float:
-            scaled = decision * math.exp(log_scale)
-            log_norm = np.log(np.exp(scaled - scaled.max(1, keepdims=True)).sum(1)) + scaled.max(1)
-            return float((log_norm - scaled[np.arange(len(y)), y]).mean())
-
-        # 1/T on a log scale; the bound keeps separable data (optimum at T -> 0) finite.
-        scale = math.exp(minimize_scalar(nll, bounds=(-10.0, 10.0), method="bounded").x)
+        scale = _inverse_temperature(z @ coef + intercept, y)
         k = coef.shape[1]
         weight[t, :, :k] = torch.from_numpy(coef * scale)
         bias[t, :k] = torch.from_numpy(intercept * scale)
-    return _LinearHeads(weight.permute(1, 0, 2).contiguous().to(x.dtype), bias.to(x.dtype), mean, std, class_mask)
+    weight = weight.permute(1, 0, 2).contiguous().to(x.device, x.dtype)
+    return _LinearHeads(weight, bias.to(x.device, x.dtype), mean, std, class_mask)
 
 
 _SOLVERS = {"logistic": _fit_logistic, "sgd": _fit_sgd, "linear_svm": _fit_svm}
