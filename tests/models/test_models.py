@@ -105,6 +105,15 @@ def test_efficientnet_lite_matches_package_forward(lite0):
     assert lite0.imagenet_top1 == IMAGENET_TOP1[0]
 
 
+def test_efficientnet_lite_layers(lite0):
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        pooled = lite0.pooled(x, lite0.layers)
+    widths = [value.shape[1] for value in pooled.values()]
+    assert widths == [32, 16, 24, 40, 80, 112, 192, 320, 1280]
+    torch.testing.assert_close(pooled["head"], lite0.features(x))
+
+
 def test_efficientnet_lite_loads_silently(capsys):
     efficientnet_lite(0)
     assert capsys.readouterr().out == ""

@@ -483,7 +483,9 @@ def retrain_head(
         if np.ndim(labels) != 1:
             raise ValueError(f"{name} must be 1-d, got shape {np.shape(labels)}")
     table = retrain_heads(train_features, [train_labels], test_features, [test_labels], method, **kwargs)
-    row = table.iloc[0].to_dict()
-    fields = {f: row[f] for f in HeadResult.__dataclass_fields__}
-    return HeadResult(**{k: (v if isinstance(v, str) else (int(v) if k in ("num_classes", "n_train", "n_test")
-                                                            else float(v))) for k, v in fields.items()})
+    row = table.iloc[0]
+    counts = ("num_classes", "n_train", "n_test")
+    return HeadResult(**{
+        name: row[name] if name == "method" else int(row[name]) if name in counts else float(row[name])
+        for name in HeadResult.__dataclass_fields__
+    })
