@@ -158,11 +158,13 @@ def extract(
             if as_numpy:
                 return stored
             return {name: torch.from_numpy(value).to(dev) for name, value in stored.items()}
-    model.to(dev)
+    # channels-last is faster for convolutions with cuDNN and oneDNN (CPU)
+    channels_last = dev.type != "mps"
+    model.to(dev, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     result = batched_outputs(
         model, images, outputs, batch_size=batch_size, device=dev,
         amp=dev.type == "cuda" if amp is None else amp,
-        channels_last=dev.type == "cuda", progress=progress,
+        channels_last=channels_last, progress=progress,
     )
     if path is not None or as_numpy:
         arrays = {name: value.cpu().numpy() for name, value in result.items()}

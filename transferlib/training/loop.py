@@ -159,8 +159,11 @@ def train(
         images. Off by default: flips change characters in Glyphs.
     backbone_lr_multiplier : float
         Learning rate of every non-head parameter relative to ``lr``.
-    amp, channels_last : bool, optional
-        Mixed precision and channels-last layout; default on for CUDA only.
+    amp : bool, optional
+        Mixed precision (float16 autocast, gradient scaling); default on for CUDA only.
+    channels_last : bool, optional
+        Channels-last memory layout; default on for CUDA and CPU (faster
+        convolutions with cuDNN and oneDNN), off for MPS.
     deterministic : bool
         Force deterministic kernels (slower on CUDA).
     eval_batch_size : int
@@ -185,7 +188,7 @@ def train(
         raise ValueError(f"unknown schedule {schedule!r}; choose from {SCHEDULES}")
     dev = resolve_device(device)
     use_amp = dev.type == "cuda" if amp is None else bool(amp)
-    use_cl = dev.type == "cuda" if channels_last is None else bool(channels_last)
+    use_cl = dev.type != "mps" if channels_last is None else bool(channels_last)
     seed_everything(seed, deterministic)
     generator = torch.Generator().manual_seed(seed)
 
