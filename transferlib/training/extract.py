@@ -132,6 +132,11 @@ def extract(
     -------
     dict
         Output name -> array of shape (N, K) for logits/probs, (N, D) otherwise.
+
+    Notes
+    -----
+    The model is moved to ``device`` (in channels-last layout except on MPS)
+    and run in eval mode; its train/eval mode is restored afterwards.
     """
     check_images(images)
     outputs = _check_outputs(model, outputs)
