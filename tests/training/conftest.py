@@ -36,6 +36,11 @@ def toy_split():
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
-    """Keep every test away from the user's cache and make torch single-threaded-stable."""
+    """Keep every test away from the user's cache; one torch thread (tiny models gain nothing
+    from more, and on a shared machine spinning threads slow everything down)."""
     monkeypatch.setenv("TRANSFERLIB_CACHE", str(tmp_path / "cache"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
