@@ -28,14 +28,17 @@ def test_every_method_solves_an_easy_problem(method):
     assert (result.num_classes, result.n_train, result.n_test) == (3, 160, 80)
 
 
-def test_logistic_matches_scikit_learn_multinomial():
-    x, y = blobs(300, num_classes=4, separation=0.6, seed=3)
-    result = retrain_head(x[:200], y[:200], x[200:], y[200:], method="logistic", C=0.5, tol=1e-7)
-    scaler = StandardScaler().fit(x[:200])
-    reference = LogisticRegression(C=0.5, tol=1e-10, max_iter=10000).fit(scaler.transform(x[:200]), y[:200])
-    probs = reference.predict_proba(scaler.transform(x[200:]))
-    assert result.test_log_likelihood == pytest.approx(np.log(probs[np.arange(100), y[200:]]).mean(), abs=1e-4)
-    assert result.accuracy == pytest.approx((probs.argmax(1) == y[200:]).mean())
+# n > D, and n < D (solved in the row space of the features)
+@pytest.mark.parametrize(("n_train", "dim", "separation"), [(200, 8, 0.6), (40, 100, 0.1)])
+def test_logistic_matches_scikit_learn_multinomial(n_train, dim, separation):
+    x, y = blobs(n_train + 100, num_classes=4, dim=dim, separation=separation, seed=3)
+    train_x, train_y, test_x, test_y = x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+    result = retrain_head(train_x, train_y, test_x, test_y, method="logistic", C=0.5, tol=1e-7)
+    scaler = StandardScaler().fit(train_x)
+    reference = LogisticRegression(C=0.5, tol=1e-10, max_iter=10000).fit(scaler.transform(train_x), train_y)
+    probs = reference.predict_proba(scaler.transform(test_x))
+    assert result.test_log_likelihood == pytest.approx(np.log(probs[np.arange(100), test_y]).mean(), abs=1e-4)
+    assert result.accuracy == pytest.approx((probs.argmax(1) == test_y).mean())
     assert 0.3 < result.accuracy < 1.0  # a problem where the penalty matters
 
 

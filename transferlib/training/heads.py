@@ -24,7 +24,11 @@ Three protocols from the papers, all on per-task standardised features
 weights form one ``(T, D, K_max)`` tensor, classes a task lacks are masked
 (logit ``-inf``), and samples outside a task carry the label ``-1``. The joint
 objective is the sum of the per-task objectives, so its minimiser is each
-task's own minimiser; :func:`retrain_head` is the case T = 1.
+task's own minimiser; :func:`retrain_head` is the case T = 1. When every task
+uses every training sample, the logistic solver standardises once and, if
+there are fewer samples than feature dimensions, optimises in the row space of
+the standardised features (``W = V A`` with ``V`` orthonormal): exact for an L2
+penalty and several times cheaper for 1280-d features.
 """
 
 from __future__ import annotations
@@ -206,22 +210,27 @@ class _LinearHeads:
     ``weight`` is (D, T, K) so that the logits of all heads are one matrix
     product ``x @ weight.view(D, T * K)``; standardisation is folded into the
     weights (``W z = (W / std) x - (W / std) mean``) instead of materialising
-    a standardised copy of ``x`` per task.
+    a standardised copy of ``x`` per task. ``mean=None`` means ``x`` is
+    already standardised.
     """
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor,
-                 std: torch.Tensor, class_mask: torch.Tensor) -> None:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor | None,
+                 std: torch.Tensor | None, class_mask: torch.Tensor) -> None:
         self.weight, self.bias, self.class_mask = weight, bias, class_mask
-        self.inv_std = (1.0 / std).T[:, :, None]  # (D, T, 1)
-        self.mean = mean.T[:, :, None]  # (D, T, 1)
+        self.folded = mean is not None
+        if self.folded:
+            self.inv_std = (1.0 / std).T[:, :, None]  # (D, T, 1)
+            self.mean = mean.T[:, :, None]  # (D, T, 1)
         self.neg_inf = torch.where(class_mask, 0.0, -math.inf).to(weight.dtype)  # (T, K)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(n, T, K) logits; classes a task lacks get ``-inf``."""
         dim, tasks, kmax = self.weight.shape
-        scaled = self.weight * self.inv_std
-        offset = self.bias - (scaled * self.mean).sum(0)
-        out = (x @ scaled.view(dim, tasks * kmax)).view(-1, tasks, kmax)
+        scaled, offset = self.weight, self.bias
+        if self.folded:
+            scaled = self.weight * self.inv_std
+            offset = self.bias - (scaled * self.mean).sum(0)
+        out = (x @ scaled.reshape(dim, tasks * kmax)).view(-1, tasks, kmax)
         return out + (offset + self.neg_inf)
 
 
@@ -235,8 +244,22 @@ def _fit_logistic(x: torch.Tensor, codes: torch.Tensor, class_mask: torch.Tensor
                   max_iter: int, tol: float, **_: Any) -> _LinearHeads:
     tasks, kmax = class_mask.shape
     mean, std = _standardisation(x, codes)
-    heads = _LinearHeads(torch.zeros(x.shape[1], tasks, kmax, dtype=x.dtype, requires_grad=True),
-                         torch.zeros(tasks, kmax, dtype=x.dtype, requires_grad=True), mean, std, class_mask)
+    shared = bool((codes >= 0).all())
+    basis = None
+    if shared:
+        # Every task uses every row: standardise once, and when n < D solve in the row
+        # space of the standardised features (W = basis @ A with orthonormal basis; exact
+        # for an L2 penalty, since a component outside the row space only adds penalty).
+        inputs = (x - mean[0]) / std[0]
+        if inputs.shape[0] < inputs.shape[1]:
+            _, sv, vh = torch.linalg.svd(inputs, full_matrices=False)
+            basis = vh[sv > sv[0] * 1e-6].T  # (D, r)
+            inputs = inputs @ basis
+    else:
+        inputs = x
+    heads = _LinearHeads(torch.zeros(inputs.shape[1], tasks, kmax, dtype=x.dtype, requires_grad=True),
+                         torch.zeros(tasks, kmax, dtype=x.dtype, requires_grad=True),
+                         None if shared else mean, None if shared else std, class_mask)
     codes_nt = codes.T  # (n, T)
     valid = codes_nt >= 0
     count = valid.sum(0).to(x.dtype)
@@ -247,7 +270,7 @@ def _fit_logistic(x: torch.Tensor, codes: torch.Tensor, class_mask: torch.Tensor
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        log_lik = _log_softmax(heads.logits(x)).gather(2, safe)[..., 0]
+        log_lik = _log_softmax(heads.logits(inputs)).gather(2, safe)[..., 0]
         nll = -torch.where(valid, log_lik, 0.0).sum(0) / count
         penalty = (heads.weight**2).sum(dim=(0, 2)) / (2 * C * count)
         loss = (nll + penalty).sum()
@@ -259,9 +282,10 @@ def _fit_logistic(x: torch.Tensor, codes: torch.Tensor, class_mask: torch.Tensor
     if state.get("n_iter", 0) >= max_iter:
         warnings.warn(f"logistic heads: L-BFGS stopped after max_iter={max_iter} iterations "
                       f"before reaching tol={tol}", RuntimeWarning, stacklevel=3)
-    heads.weight = heads.weight.detach()
-    heads.bias = heads.bias.detach()
-    return heads
+    weight, bias = heads.weight.detach(), heads.bias.detach()
+    if basis is not None:
+        weight = (basis @ weight.view(basis.shape[1], -1)).view(-1, tasks, kmax)
+    return _LinearHeads(weight, bias, mean, std, class_mask)
 
 
 def _fit_sgd(x: torch.Tensor, codes: torch.Tensor, class_mask: torch.Tensor, *, lr: float,
