@@ -41,6 +41,16 @@ def test_gbc_matches_textbook(gaussian):
     )
 
 
+def test_gbc_many_well_separated_classes_keeps_its_digits():
+    rng = np.random.default_rng(3)
+    y = np.arange(400) % 40
+    x = rng.standard_normal((40, 60))[y] * 1.2 + rng.standard_normal((400, 60))
+    expected = _textbook_gbc(x, y)
+    assert -1e-6 < expected < 0
+    assert gbc(x, y) == pytest.approx(expected, rel=1e-9)
+    assert gbc(x + 1e3, y) == pytest.approx(expected, rel=1e-6)
+
+
 def test_gbc_limits():
     x, y = _data(1, shift=0.0, n=3000)
     assert gbc(

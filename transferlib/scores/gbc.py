@@ -91,12 +91,12 @@ def gbc(
             f"class {classes[counts_np.argmin()]!r} has {counts_np.min()} sample; "
             "gbc needs at least two per class to estimate a variance"
         )
+    f = f - xp.sum(f, axis=0, keepdims=True) / n  # GBC is shift invariant; avoids cancellation
     codes_xp = xp.asarray(codes, "int")
     counts = xp.asarray(counts_np)[:, None]
     means = xp.class_sums(f, codes_xp, k) / counts
     variances = xp.class_sums(f * f, codes_xp, k) / counts - means * means
-    total_mean = xp.sum(f, axis=0) / n
-    floor = var_floor * xp.item(xp.sum(f * f) / n - xp.sum(total_mean * total_mean)) / f.shape[1]
+    floor = var_floor * xp.item(xp.sum(f * f)) / (n * f.shape[1])
     variances = xp.maximum(variances, 0.0) + max(floor, 1e-300)
     if gaussian == "spherical":
         variances = xp.sum(variances, axis=1, keepdims=True) / f.shape[1]
@@ -111,5 +111,9 @@ def gbc(
         distance = 0.125 * xp.sum(diff * diff / mean_var, axis=2) + 0.5 * scale * xp.sum(
             xp.log(mean_var) - 0.5 * (log_var[start:stop, None, :] + log_var[None, :, :]), axis=2
         )
+        # drop the i == j terms (BC = 1) here: subtracting k afterwards would cancel
+        # every digit when the off-diagonal coefficients are tiny
+        rows = xp.asarray(np.arange(stop - start), "int")
+        distance[rows, rows + start] = float("inf")
         total += xp.item(xp.sum(xp.exp(-distance)))
-    return -(total - k)  # the k diagonal terms have D_B = 0, BC = 1
+    return -total
