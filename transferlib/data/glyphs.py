@@ -292,7 +292,7 @@ def _sample_parameters(config: GlyphsConfig, usable: np.ndarray) -> dict[str, np
 def _render(params: dict[str, np.ndarray], atlas: np.ndarray, image_size: int, seed: int,
             progress: bool) -> tuple[np.ndarray, np.ndarray]:
     """Warp, composite and quantise all images in batches of ``_CHUNK_PIXELS`` pixels."""
-    from tqdm.auto import tqdm
+    from transferlib._progress import tqdm
 
     n = len(params["char"])
     images = np.empty((n, 3, image_size, image_size), dtype=np.uint8)

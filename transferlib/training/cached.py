@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from transferlib._progress import tqdm
 
 from transferlib.cache import ResultStore, cache_root, config_key, load_torch, save_torch
 from transferlib.models import TransferModel, build_model

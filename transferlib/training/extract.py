@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from transferlib._progress import tqdm
 
 from transferlib.cache import cache_root, config_key, fingerprint_arrays, load_npz, save_npz
 from transferlib.models import TransferModel, preprocess

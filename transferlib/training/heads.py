@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from transferlib._progress import tqdm
 
 from transferlib.training.device import resolve_device
 

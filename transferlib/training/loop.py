@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from transferlib._progress import tqdm
 
 from transferlib.models import TransferModel, build_model, preprocess
 from transferlib.training._inputs import check_task, image_batch, images_to_storage
