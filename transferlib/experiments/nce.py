@@ -46,6 +46,7 @@ __all__ = [
     "correlation_summary",
     "identity_table",
     "log_likelihood",
+    "majority_error",
     "mixture_log_likelihood",
     "nce_config",
     "nce_dataset",
@@ -317,6 +318,17 @@ def split_indices(cfg: NCEConfig) -> tuple[np.ndarray, np.ndarray]:
     train = _subsample(ds.splits["train"], cfg.n_train, cfg.seed)
     test = _subsample(ds.splits["test"], cfg.n_test, cfg.seed + 1)
     return train, test
+
+
+def majority_error(cfg: NCEConfig, attribute: str) -> float:
+    """Test error of the rule "always predict the training majority" (uses no image at all).
+
+    For a binary attribute it is essentially a function of the label entropy ``H(Z)``, the
+    floor below which a network has learned something from the pixels.
+    """
+    codes = _column(nce_dataset(cfg), attribute)
+    train_idx, test_idx = split_indices(cfg)
+    return float(np.mean(codes[test_idx] != np.bincount(codes[train_idx]).argmax()))
 
 
 def _column(ds: Any, column: str) -> np.ndarray:
@@ -757,7 +769,7 @@ def run_training_size_curve(cfg: NCEConfig, progress: bool = True) -> pd.DataFra
     -------
     DataFrame
         One row per (attribute, n, method) with ``accuracy``; ``method`` is "dedicated" or
-        "transferred".
+        "transferred". Attributes keep their order (most transferable first by default).
     """
     ds = nce_dataset(cfg)
     train_idx, test_idx = split_indices(cfg)
@@ -795,7 +807,9 @@ def run_training_size_curve(cfg: NCEConfig, progress: bool = True) -> pd.DataFra
                           "epochs": epochs if method == "dedicated" else 0})
     table = store.table()
     table = table[table["attribute"].isin(attributes) & table["n"].isin(sizes)]
-    return table.sort_values(["attribute", "method", "n"], kind="stable").reset_index(drop=True)
+    rank = table["attribute"].map({a: i for i, a in enumerate(attributes)})
+    return table.assign(_rank=rank).sort_values(["_rank", "method", "n"], kind="stable").drop(
+        columns="_rank").reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------------------------
