@@ -28,6 +28,9 @@ def test_deterministic_mapping_gives_zero():
     y = np.array(["even", "odd"])[z % 2]  # Y is a function of Z
     assert conditional_entropy(y, z) == 0.0
     assert nce(y, z) == 0.0
+    # Exactly +0.0, so tables and glued text never print "-0.0".
+    assert np.copysign(1.0, conditional_entropy(y, z)) == 1.0
+    assert np.copysign(1.0, hardness(np.zeros(5))) == 1.0
 
 
 def test_independent_labels_give_target_entropy():

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from transferlib._progress import tqdm
 
 from transferlib.cache import ResultStore, cache_root, config_key
 from transferlib.config import check_parameters
@@ -549,7 +549,7 @@ def _transfer_sweep(
                 "target": target,
                 "source_kind": ds.attribute_kinds.get(source, "identity"),
                 "target_kind": ds.attribute_kinds.get(target, "other"),
-                "conditional_entropy": float(conditional_entropy(y_train, z_train)) + 0.0,  # no -0.0
+                "conditional_entropy": conditional_entropy(y_train, z_train),
                 "target_entropy": float(hardness(y_train)),
                 **make_rows(network, heads.loc[target], z_train, y_train),
                 "n_train": int(train_idx.size),

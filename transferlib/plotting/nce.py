@@ -73,7 +73,7 @@ def plot_label_sequences(
         for row, values in enumerate((y, z)):
             for i, v in enumerate(values):
                 ax.text(i, row, str(v), ha="center", va="center", fontsize=8, color="white")
-        ce = abs(float(conditional_entropy(y, z)))  # an exact 0 can come out as -0.0
+        ce = conditional_entropy(y, z)
         ax.set_title(f"{title}\nH(Y|Z) = {ce:.3f} nats = {ce / np.log(2):.2f} log 2", fontsize=9)
         ax.set_yticks([0, 1], ["Y (target)", "Z (source)"])
         ax.set_xticks([])

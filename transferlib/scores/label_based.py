@@ -65,7 +65,8 @@ def conditional_entropy(target_labels: Any, source_labels: Any) -> float:
     marginal = joint.sum(axis=0, keepdims=True)
     nonzero = joint > 0
     ratio = joint[nonzero] / np.broadcast_to(marginal, joint.shape)[nonzero]
-    return float(-(joint[nonzero] * np.log(ratio)).sum())
+    # 0.0 - x, not -x: an exact zero must come out as 0.0, never -0.0.
+    return 0.0 - float((joint[nonzero] * np.log(ratio)).sum())
 
 
 def nce(target_labels: Any, source_labels: Any) -> float:
