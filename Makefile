@@ -26,15 +26,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
+# Progress bars help whoever runs an experiment, not the reader of a finished page: the book
+# builds with tqdm off (TQDM_DISABLE), `transferlib run` and interactive use keep them.
 book: $(STAMP)
-	TRANSFERLIB_SCALE=book $(JB) build .
+	TQDM_DISABLE=1 TRANSFERLIB_SCALE=book $(JB) build .
 	@echo "The book (book scale) is at $(CURDIR)/_build/html/index.html"
 
 # Smoke scale into its own output folder (own Sphinx environment and execution cache), warnings
 # are errors, and the log is checked for execution failures that Sphinx only reports.
 book-smoke: $(STAMP)
 	mkdir -p $(SMOKE_OUT)
-	set -o pipefail; TRANSFERLIB_SCALE=smoke $(JB) build . --path-output $(SMOKE_OUT) \
+	set -o pipefail; TQDM_DISABLE=1 TRANSFERLIB_SCALE=smoke $(JB) build . --path-output $(SMOKE_OUT) \
 		--warningiserror --keep-going 2>&1 | tee $(SMOKE_LOG)
 	! grep -nE "Executing notebook failed|Execution Failed|CellExecutionError|Traceback \(most recent" $(SMOKE_LOG)
 	@echo "The book (smoke scale) is at $(CURDIR)/$(SMOKE_OUT)/_build/html/index.html"
