@@ -5,7 +5,9 @@ with its history, where ``key`` hashes the full configuration: model name and
 constructor arguments, a content hash of the training and test data, the seed,
 every hyper-parameter and :data:`~transferlib.training.loop.TRAINING_VERSION`.
 The device is not part of the key: a model trained on a GPU is reused on a
-CPU. Writes are atomic, so an interrupted run leaves no partial entry.
+CPU. Storage goes through :func:`transferlib.cache.load_or_build`: a network is
+trained once even when several processes ask for it, and a damaged file is
+detected and retrained.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any
 
 import pandas as pd
 import torch
-from transferlib._progress import tqdm
 
-from transferlib.cache import ResultStore, cache_root, config_key, load_torch, save_torch
+from transferlib._progress import tqdm
+from transferlib.cache import ResultStore, config_key, load_or_build, load_torch, save_torch
 from transferlib.models import TransferModel, build_model
 from transferlib.training import loop
 from transferlib.training.device import resolve_device
@@ -37,25 +39,33 @@ def _data_key(data: Any) -> str | None:
     return fingerprint()
 
 
-def _model_path(cache_dir: str | Path | None, key: str) -> Path:
-    return cache_root(cache_dir) / "models" / f"{key}.pt"
-
-
 def _cached(config: Mapping[str, Any], make_model: Callable[[], TransferModel],
             run: Callable[[], TrainResult], cache_dir: str | Path | None,
             device: str | torch.device) -> TrainResult:
     key = config_key({**config, "version": TRAINING_VERSION})
-    path = _model_path(cache_dir, key)
-    if path.exists():
+
+    def save(path: Path, result: TrainResult) -> None:
+        state = {name: value.detach().cpu() for name, value in result.model.state_dict().items()}
+        history = result.history.to_dict(orient="list")
+        save_torch(path, {"state_dict": state, "history": history, "config": config_key(config)})
+
+    def load(path: Path) -> TrainResult:
         stored = load_torch(path, map_location="cpu")
         model = make_model()
         model.load_state_dict(stored["state_dict"])
         model.to(resolve_device(device)).eval()
-        return TrainResult(model=model, history=pd.DataFrame(stored["history"]), from_cache=True, key=key)
-    result = run()
-    state = {name: value.detach().cpu() for name, value in result.model.state_dict().items()}
-    save_torch(path, {"state_dict": state, "history": result.history.to_dict(orient="list"),
-                      "config": config_key(config)})
+        return TrainResult(model=model, history=pd.DataFrame(stored["history"]), from_cache=True)
+
+    result, _ = load_or_build(
+        "models",
+        key,
+        run,
+        save=save,
+        load=load,
+        suffix=".pt",
+        cache_dir=cache_dir,
+        description=f"{config['kind']} {config.get('model', config.get('source'))}",
+    )
     result.key = key
     return result
 
@@ -188,11 +198,16 @@ def run_tasks(
     pandas.DataFrame
         The whole store after the run. An interrupted sweep (exception,
         Ctrl-C, killed process) keeps every finished row; running it again
-        computes only the missing tasks.
+        computes only the missing tasks. Processes running the same sweep on
+        one store share the work: each task is computed by one of them.
     """
     tasks = list(tasks)
     pending = [task for task in tasks if not store.has(task)]
     for task in tqdm(pending, desc=desc, disable=not progress):
-        row = dict(run(task))
-        store.append({**{column: task[column] for column in store.key_columns}, **row})
+        with store.task_lock(task):
+            store.refresh()  # another process sharing the store may have finished it meanwhile
+            if store.has(task):
+                continue
+            row = dict(run(task))
+            store.append({**{column: task[column] for column in store.key_columns}, **row})
     return store.table()

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from transferlib._progress import tqdm
 
-from transferlib.cache import cache_root, config_key, fingerprint_arrays, load_npz, save_npz
+from transferlib._progress import tqdm
+from transferlib.cache import config_key, fingerprint_arrays, load_npz, load_or_build, save_npz
 from transferlib.models import TransferModel, preprocess
 from transferlib.training._inputs import check_images, image_batch
 from transferlib.training.device import resolve_device
@@ -143,7 +143,23 @@ def extract(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     dev = resolve_device(device)
-    path = None
+
+    def compute() -> dict[str, torch.Tensor]:
+        # channels-last is faster for convolutions with cuDNN and oneDNN (CPU)
+        channels_last = dev.type != "mps"
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        model.to(dev, memory_format=layout)
+        return batched_outputs(
+            model,
+            images,
+            outputs,
+            batch_size=batch_size,
+            device=dev,
+            amp=dev.type == "cuda" if amp is None else amp,
+            channels_last=channels_last,
+            progress=progress,
+        )
+
     if cache_dir is not None or cache_key is not None:
         identity = cache_key if cache_key is not None else {
             "model": type(model).__name__,
@@ -157,24 +173,22 @@ def extract(
             "n": len(images),
             "version": EXTRACT_VERSION,
         })
-        path = cache_root(cache_dir) / "features" / f"{key}.npz"
-        if path.exists():
-            stored = load_npz(path)
-            if as_numpy:
-                return stored
-            return {name: torch.from_numpy(value).to(dev) for name, value in stored.items()}
-    # channels-last is faster for convolutions with cuDNN and oneDNN (CPU)
-    channels_last = dev.type != "mps"
-    model.to(dev, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    result = batched_outputs(
-        model, images, outputs, batch_size=batch_size, device=dev,
-        amp=dev.type == "cuda" if amp is None else amp,
-        channels_last=channels_last, progress=progress,
-    )
-    if path is not None or as_numpy:
-        arrays = {name: value.cpu().numpy() for name, value in result.items()}
-        if path is not None:
-            save_npz(path, **arrays)
+        stored, _ = load_or_build(
+            "features",
+            key,
+            lambda: _to_numpy(compute()),
+            save=save_npz,
+            load=load_npz,
+            suffix=".npz",
+            cache_dir=cache_dir,
+            description=f"{', '.join(outputs)} of {len(images)} images",
+        )
         if as_numpy:
-            return arrays
-    return result
+            return stored
+        return {name: torch.from_numpy(value).to(dev) for name, value in stored.items()}
+    result = compute()
+    return _to_numpy(result) if as_numpy else result
+
+
+def _to_numpy(outputs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    return {name: value.cpu().numpy() for name, value in outputs.items()}
