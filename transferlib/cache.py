@@ -742,7 +742,9 @@ class ResultStore:
     def _parse_row(self, line: bytes) -> list[str]:
         try:
             (cells,) = list(csv.reader([line.decode()[:-1]]))
-        except (UnicodeDecodeError, csv.Error, ValueError):
+        except UnicodeDecodeError:
+            raise ValueError("not UTF-8 text (garbled bytes)") from None
+        except (csv.Error, ValueError):
             raise ValueError("not a CSV line") from None
         if len(cells) != len(self._columns) + 1:
             raise ValueError(f"{len(cells)} cells instead of {len(self._columns) + 1}")
@@ -807,6 +809,9 @@ class ResultStore:
             problem, bad, torn = self._read_new()
             if torn:
                 os.truncate(self.path, self._offset)  # a line cut short by a killed writer
+            if problem is None and bad and not self._rows:
+                # Checksums cover the header: an edited column name fails every row.
+                problem = "no row matches its checksum (the header or every row was altered)"
             if problem is None and not bad:
                 return
             root = _find_root(self.path)
