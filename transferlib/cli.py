@@ -293,9 +293,7 @@ def run_notebook(
     except papermill.PapermillExecutionError as error:
         out.unlink(missing_ok=True)
         evalue = " ".join(str(error.evalue).split())
-        raise NotebookError(
-            f"{source.name} failed in cell {error.exec_count}: {error.ename}: {evalue}"
-        ) from error
+        raise NotebookError(f"{source.name} failed: {error.ename}: {evalue}") from error
     except BaseException:
         out.unlink(missing_ok=True)
         raise
@@ -545,7 +543,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    notebooks = list_notebooks()
+    notebooks = list_notebooks(NOTEBOOKS_DIR)
     if not notebooks:
         raise FileNotFoundError(f"no notebooks in {NOTEBOOKS_DIR}; this installation is incomplete")
     try:

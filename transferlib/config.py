@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import numbers
 import os
 import re
 import sys
@@ -256,7 +257,7 @@ def run_parameters(experiment: str | None = None, **values: Any) -> RunParams:
     if not isinstance(params.scale, str):
         raise TypeError(f"scale must be one of {', '.join(SCALES)}, got {params.scale!r}")
     check_scale(params.scale)
-    if isinstance(params.seed, bool) or not isinstance(params.seed, int):
+    if isinstance(params.seed, bool) or not isinstance(params.seed, numbers.Integral):
         raise TypeError(f"seed must be a non-negative integer, got {params.seed!r}")
     if params.seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {params.seed}")
