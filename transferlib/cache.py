@@ -186,7 +186,7 @@ class ResultStore:
         look only at these.
     """
 
-    def __init__(self, path: str | os.PathLike, key_columns: Iterable[str]):
+    def __init__(self, path: str | os.PathLike, key_columns: Iterable[str], *, scale: str | None = None):
         self.path = Path(path)
         self.key_columns = tuple(key_columns)
         if not self.key_columns:
@@ -227,9 +227,11 @@ class ResultStore:
         """Key tuples (as stored, i.e. strings) of every finished task."""
         return set(self._keys)
 
-    def append(self, row: Mapping[str, Any]) -> None:
+    def append(self, row: Mapping[str, Any]) -> bool:
         """Store one finished task; its columns must match the existing ones."""
         key = self._key(row)
+        if key in self._keys:
+            return False
         if self._columns is None:
             self._columns = list(row)
             header = _csv_line(self._columns)
@@ -246,6 +248,19 @@ class ResultStore:
             handle.flush()
             os.fsync(handle.fileno())
         self._keys.add(key)
+        return True
+
+    def refresh(self) -> None:
+        """Re-read the rows (other processes may have appended)."""
+        self._columns, self._keys = None, set()
+        self._load()
+
+    def task_lock(self, key: Mapping[str, Any]) -> Any:
+        """File lock of one task, held by the process computing it."""
+        import filelock
+
+        name = config_key(list(self._key(key)))
+        return filelock.FileLock(self.path.parent / f".{self.path.name}.locks" / f"{name}.lock")
 
     def table(self) -> pd.DataFrame:
         """All stored rows as a DataFrame (numbers parsed back from text)."""
@@ -269,3 +284,25 @@ def _csv_line(cells: Iterable[str]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow(list(cells))
     return buffer.getvalue()
+
+
+def load_or_build(
+    kind: str,
+    key: str,
+    build: Callable[[], Any],
+    *,
+    save: Callable[[Path, Any], Any],
+    load: Callable[[Path], Any],
+    suffix: str,
+    cache_dir: str | os.PathLike | None = None,
+    scale: str | None = None,
+    description: Mapping[str, Any] | None = None,
+) -> tuple[Any, bool]:
+    """Load the artifact ``root/kind/<key><suffix>``, or build and store it; ``(value, from_cache)``."""
+    path = cache_root(cache_dir) / kind / f"{key}{suffix}"
+    if path.exists():
+        return load(path), True
+    value = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save(path, value)
+    return value, False

@@ -12,8 +12,8 @@ preset for the chosen scale.
 Examples
 --------
 >>> from transferlib.config import get_preset
->>> get_preset("data", "smoke").n_images
-256
+>>> get_preset("data", "smoke").grid_size
+16
 """
 
 from __future__ import annotations
@@ -102,12 +102,25 @@ def get_preset(experiment: str, scale: str) -> Any:
 
 
 def presets_table(experiment: str) -> pd.DataFrame:
-    """Return the presets of ``experiment`` as a table, one row per field and one column per scale."""
+    """Return the presets of ``experiment`` as a table, one row per field and one column per scale.
+
+    Nested presets become dotted rows (``training.epochs``).
+    """
     get_preset(experiment, DEFAULT_SCALE)
-    rows = {s: dataclasses.asdict(PRESETS[experiment][s]) for s in SCALES}
-    table = pd.DataFrame(rows)
+    rows = {s: _flatten(dataclasses.asdict(PRESETS[experiment][s])) for s in SCALES}
+    table = pd.DataFrame(rows, dtype=object).map(lambda v: "–" if v is None else str(v))
     table.index.name = "setting"
     return table
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
 
 
 def check_parameters(
@@ -189,17 +202,14 @@ class BackgroundPreset:
 
 @dataclass(frozen=True)
 class DataPreset:
-    """Sizes used in the chapter "The data".
+    """Sizes used in the chapter "The data" (its images are the experiments' own set).
 
     Attributes
     ----------
-    n_images : int
-        Glyph images rendered for the attribute tables and statistics.
     grid_size : int
         Images shown in each sample grid.
     """
 
-    n_images: int
     grid_size: int
 
 
@@ -214,85 +224,45 @@ register_presets(
 register_presets(
     "data",
     {
-        "smoke": DataPreset(n_images=256, grid_size=16),
-        "book": DataPreset(n_images=4_000, grid_size=32),
-        "full": DataPreset(n_images=20_000, grid_size=64),
+        "smoke": DataPreset(grid_size=16),
+        "book": DataPreset(grid_size=32),
+        "full": DataPreset(grid_size=64),
     },
 )
 
-# ---------------------------------------------------------------------------------------------
-# nce presets (owner: helper "nce-chapter").
-# Define one frozen dataclass per experiment below and register it, e.g.
-#     register_presets("nce_attributes", {"smoke": ..., "book": ..., "full": ...}, datasets=("glyphs",))
-# ---------------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
-class NCEPreset:
-    """Sizes of the chapter "Transferability and hardness (Tran et al. 2019)".
-
-    One preset serves every notebook of the chapter, so that a network trained for one figure
-    (a per-attribute network is both a §5.1 source and a §5.2/§5.3 dedicated network) is reused
-    from the cache by the others.
+class RunParams:
+    """The parameters every notebook takes (its papermill ``parameters`` cell), as one object.
 
     Attributes
     ----------
-    n_images : int
-        Glyph images rendered (Glyphs only; real datasets use their own size).
-    n_train, n_test : int or None
-        Training and test images drawn from the dataset's splits (None: the whole split).
-    model : str
-        Network trained for every source, identity and dedicated task.
-    epochs : int
-        Training epochs of every per-attribute network.
-    identity_epochs : int
-        Training epochs of the identity (recognition) network, which has many more classes.
-    lr : float
-        Initial SGD learning rate (cosine schedule).
-    batch_size : int
-        SGD mini-batch size.
-    n_attributes : int or None
-        Binary attributes used as targets and given dedicated networks (None: all).
-    n_sources : int or None
-        Source attributes of the attribute-to-attribute experiment (None: all).
-    n_theorem_sources : int
-        Source attributes of the empirical check of Theorem 1.
-    train_sizes : tuple of int
-        Training-set sizes of the accuracy-versus-size curves (Fig. 5).
+    scale : str
+        One of :data:`SCALES`.
+    dataset : str
+        Dataset name (see ``transferlib.data.DATASETS``).
+    data_root : str or None
+        Folder of a real dataset.
+    device : str
+        Torch device; ``"auto"`` picks a GPU when there is one.
+    seed : int
+        Seed of every random stream of the run.
+    cache_dir : str or None
+        Cache root of every artifact of the run (see :func:`transferlib.cache.cache_root`).
     """
 
-    n_images: int
-    n_train: int | None
-    n_test: int | None
-    model: str
-    epochs: int
-    identity_epochs: int
-    lr: float
-    batch_size: int
-    n_attributes: int | None
-    n_sources: int | None
-    n_theorem_sources: int
-    train_sizes: tuple[int, ...]
+    scale: str = DEFAULT_SCALE
+    dataset: str = "glyphs"
+    data_root: str | None = None
+    device: str = "auto"
+    seed: int = 0
+    cache_dir: str | None = None
 
 
-register_presets(
-    "nce",
-    {
-        "smoke": NCEPreset(
-            n_images=600, n_train=400, n_test=200, model="small_cnn", epochs=1,
-            identity_epochs=1, lr=0.05, batch_size=64, n_attributes=4, n_sources=2,
-            n_theorem_sources=1, train_sizes=(100, 400),
-        ),
-        "book": NCEPreset(
-            n_images=7_200, n_train=None, n_test=None, model="small_cnn", epochs=2,
-            identity_epochs=20, lr=0.1, batch_size=128, n_attributes=None, n_sources=6,
-            n_theorem_sources=3, train_sizes=(100, 500, 2_000, 6_000),
-        ),
-        "full": NCEPreset(
-            n_images=120_000, n_train=None, n_test=None, model="resnet18", epochs=30,
-            identity_epochs=60, lr=0.1, batch_size=128, n_attributes=None, n_sources=None,
-            n_theorem_sources=6, train_sizes=(500, 2_000, 8_000, 32_000, 100_000),
-        ),
-    },
-    datasets=("glyphs", "celeba", "awa2", "cub200"),
-)
+def run_parameters(experiment: str | None = None, **values: object) -> RunParams:
+    """Validate a notebook's parameters and return them as :class:`RunParams`."""
+    params = RunParams(**values)  # type: ignore[arg-type]
+    if experiment is not None:
+        check_parameters(experiment, params.scale, params.dataset, params.data_root)
+    else:
+        check_scale(params.scale)
+    return params
