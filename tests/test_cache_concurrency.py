@@ -148,17 +148,18 @@ def test_processes_on_one_empty_cache_build_everything_once(
 
 
 def sweep(store_path: str, log_dir: str) -> None:
-    """:func:`~transferlib.training.run_tasks` over six tasks, logging who computed each."""
+    """:func:`~transferlib.experiments.sweep.run_sweep` over six tasks, logging who computed each."""
     from transferlib.cache import ResultStore
-    from transferlib.training import run_tasks
+    from transferlib.experiments.sweep import run_sweep
 
     def run(task: dict[str, Any]) -> dict[str, Any]:
         (Path(log_dir) / f"{task['task']}-{os.getpid()}").touch()
         time.sleep(0.2)
-        return {"square": task["n"] ** 2}
+        return {"task": task["task"], "square": task["n"] ** 2}
 
     tasks = [{"task": f"t{n}", "n": n} for n in range(6)]
-    run_tasks(ResultStore(store_path, ["task"]), tasks, run, progress=False)
+    store = ResultStore(store_path, ["task"])
+    run_sweep(store, tasks, run, keys=lambda task: [{"task": task["task"]}], progress=False)
 
 
 def _sweep_child(store_path: str, log_dir: str, barrier: Any, results: Any) -> None:

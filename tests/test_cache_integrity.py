@@ -19,7 +19,8 @@ import torch
 from transferlib import cache, cli
 from transferlib.cache import CacheWarning, ResultStore
 from transferlib.data import TaskData, load_glyphs
-from transferlib.training import extract, run_tasks, train_cached
+from transferlib.experiments.sweep import run_sweep
+from transferlib.training import extract, train_cached
 
 
 @pytest.fixture(autouse=True)
@@ -186,7 +187,8 @@ def test_manifest_records_size_checksum_kind_scale_and_description(root, monkeyp
         cache_dir=root,
         scale="full",
     )
-    manifest = json.loads((root / "data" / "k1.npz.manifest.json").read_text())
+    manifest_path = root / ".manifests" / "data" / "k1.npz.manifest.json"
+    manifest = json.loads(manifest_path.read_text())
     assert manifest["kind"] == "data" and manifest["scale"] == "smoke"
     assert manifest["bytes"] == (root / "data" / "k1.npz").stat().st_size
     assert manifest["sha256"] == cache._digest(root / "data" / "k1.npz")[1]
@@ -195,6 +197,7 @@ def test_manifest_records_size_checksum_kind_scale_and_description(root, monkeyp
         "k1.npz": "smoke",
         "k2.npz": "full",
     }
+    assert sorted(p.name for p in (root / "data").iterdir()) == ["k1.npz", "k2.npz"]
 
 
 # ------------------------------------------------------------------------------ result tables
@@ -226,11 +229,12 @@ def test_damaged_result_rows_are_dropped_once_and_recomputed(tmp_path, damage, l
     recomputed = []
 
     def run(task):
-        recomputed.append(task["task"])
-        n = int(task["task"][1:])
-        return {"error": n / 8, "note": f"run {n}"}
+        recomputed.append(task)
+        n = int(task[1:])
+        return {"task": task, "error": n / 8, "note": f"run {n}"}
 
-    table = run_tasks(store, [{"task": f"t{n}"} for n in range(4)], run, progress=False)
+    tasks = [f"t{n}" for n in range(4)]
+    table = run_sweep(store, tasks, run, keys=lambda task: [{"task": task}], progress=False)
     assert recomputed == [f"t{line - 2}"]
     assert sorted(path.read_bytes().splitlines()) == sorted(clean_bytes.splitlines())
     sorted_table = table.sort_values("task").reset_index(drop=True)

@@ -82,7 +82,9 @@ def test_clear_without_a_terminal_deletes_nothing(root, monkeypatch):
 def test_clear_one_kind_or_one_scale(root, capsys):
     assert _clear("--yes", "--models", "--cache-dir", str(root)) == 0
     assert "removed 2 files" in capsys.readouterr().out
-    assert not list((root / "models").glob("net-*"))  # artifacts and manifests
+    assert not list((root / "models").iterdir()) and not list(
+        (root / ".manifests" / "models").iterdir()
+    )
     assert (root / "data" / "glyphs-smoke.npz").exists() and (
         root / "results" / "rows.csv"
     ).exists()

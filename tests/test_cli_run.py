@@ -4,6 +4,7 @@ errors are one line with exit status 2, a failed run leaves no partial notebook 
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import textwrap
@@ -154,7 +155,7 @@ def test_the_readme_gpu_command_fails_within_two_seconds_on_a_cpu_machine(tmp_pa
         status = cli.main({argv!r})
         print(status, "torch" in sys.modules)
     """)
-    start = time.perf_counter()
+    start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [sys.executable, "-m", "transferlib", *argv],
         env=env,
@@ -164,6 +165,8 @@ def test_the_readme_gpu_command_fails_within_two_seconds_on_a_cpu_machine(tmp_pa
         check=False,
     )
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.splitlines() == [
         (
@@ -171,7 +174,8 @@ def test_the_readme_gpu_command_fails_within_two_seconds_on_a_cpu_machine(tmp_pa
             "(use device 'cpu' or 'auto')"
         )
     ]
-    assert elapsed < 2, f"took {elapsed:.1f} s"
+    # Processor time, not wall time: other jobs on a shared machine must not fail the test.
+    assert cpu < 2, f"took {cpu:.1f} s of processor time ({elapsed:.1f} s wall)"
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     # Fast by construction: the device check does not import torch when there is no driver.
     checked = subprocess.run(
@@ -202,7 +206,7 @@ def test_run_keeps_everything_in_cache_dir_and_removes_a_failed_output(
     assert "TCP" not in err and "WARNING" not in err, err  # the kernel's transport warning
     assert str(tmp_path / "mine" / "data") in (tmp_path / "ok.ipynb").read_text()
     assert not (tmp_path / "default").exists()  # nothing went to the default cache
-    (manifest,) = (tmp_path / "mine" / "data").glob("*.manifest.json")
+    (manifest,) = (tmp_path / "mine" / ".manifests" / "data").glob("*.manifest.json")
     assert '"scale": "smoke"' in manifest.read_text()
 
     assert cli.main([*argv, "-p", "fail", "True", "-o", "failed.ipynb"]) == 1

@@ -10,11 +10,14 @@ The cache directory is, in order of precedence: the ``cache_dir`` argument, the
 ``TRANSFERLIB_CACHE`` environment variable, ``$XDG_CACHE_HOME/transferlib``,
 ``~/.cache/transferlib``. Its layout::
 
-    <root>/.transferlib-cache                       marker: only a marked folder is ever cleared
-    <root>/<kind>/<key><suffix>                     an artifact, kind in KINDS
-    <root>/<kind>/<key><suffix>.manifest.json       its manifest, written last
-    <root>/<kind>/.<key><suffix>.lock               its build lock
-    <root>/quarantine/<kind>/<time>-<pid>-<name>    damaged files, moved aside
+    <root>/.transferlib-cache                        marker: only a marked folder is ever cleared
+    <root>/<kind>/<key><suffix>                      an artifact, kind in KINDS
+    <root>/.manifests/<kind>/<key><suffix>.manifest.json     its manifest, written last
+    <root>/.locks/<kind>/<key><suffix>.lock          its build lock
+    <root>/quarantine/<kind>/<time>-<pid>-<name>     damaged files, moved aside
+
+Kind folders hold artifacts only. A result table inside the cache (``results/...csv``) has its
+manifest and locks in the same mirrors; outside a cache they are hidden files beside it.
 
 Rules
 -----
@@ -99,6 +102,8 @@ CACHE_MARKER = ".transferlib-cache"
 #: Kinds of artifacts, one folder each.
 KINDS: tuple[str, ...] = ("data", "models", "features", "results")
 QUARANTINE = "quarantine"
+# Folders of manifests and locks, mirroring the artifacts' paths.
+MANIFESTS, LOCKS = ".manifests", ".locks"
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_FORMAT = 1
 #: Age after which a temporary file whose writer cannot be checked counts as stale.
@@ -387,12 +392,23 @@ def load_json(path: str | os.PathLike) -> Any:
 
 
 # ------------------------------------------------------------------------------ artifacts
+def _sidecar(path: Path, folder: str, suffix: str) -> Path:
+    """Where bookkeeping of ``path`` lives: mirrored under ``<root>/<folder>/`` inside a cache
+    (so that kind folders hold artifacts only), hidden beside the file elsewhere."""
+    root = _find_root(path)
+    if root is None:
+        return path.with_name(f".{path.name}{suffix}")
+    return root / folder / path.absolute().relative_to(root).parent / f"{path.name}{suffix}"
+
+
 def _manifest_path(path: Path) -> Path:
-    return path.with_name(path.name + MANIFEST_SUFFIX)
+    return _sidecar(path, MANIFESTS, MANIFEST_SUFFIX)
 
 
 def _lock(path: Path) -> FileLock:
-    return FileLock(path.with_name(f".{path.name}.lock"))
+    lock_path = _sidecar(path, LOCKS, ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(lock_path)
 
 
 def _resolve_scale(scale: str | None) -> str | None:
@@ -491,7 +507,7 @@ def load_or_build(
     suffix: str,
     cache_dir: str | os.PathLike | None = None,
     scale: str | None = None,
-    description: str | None = None,
+    description: str | Mapping[str, Any] | None = None,
 ) -> tuple[T, bool]:
     """Return the cached artifact ``kind/<key><suffix>``, building and storing it if needed.
 
@@ -515,8 +531,8 @@ def load_or_build(
     scale : str, optional
         Scale the artifact was built for, recorded in the manifest for ``transferlib cache``;
         default ``$TRANSFERLIB_SCALE``.
-    description : str, optional
-        Human-readable note recorded in the manifest.
+    description : str or mapping, optional
+        What the artifact is, recorded in the manifest (a mapping as JSON).
 
     Returns
     -------
@@ -557,7 +573,7 @@ def load_or_build(
             "sha256": digest,
             "scale": _resolve_scale(scale),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "description": description,
+            "description": _canonical(description),
         }
         atomic_write_bytes(_manifest_path(path), json.dumps(manifest, indent=2).encode())
     return value, False
@@ -586,14 +602,10 @@ class CacheEntry:
     size: int
 
 
-def _is_bookkeeping(path: Path) -> bool:
-    """Lock files, temporary files and manifests belong to an artifact, not an entry of their own."""
-    name = path.name
-    return (
-        name == CACHE_MARKER
-        or name.endswith(MANIFEST_SUFFIX)
-        or (name.startswith(".") and name.endswith((".lock", ".tmp")))
-        or any(part.startswith(".") and part.endswith(".tasks") for part in path.parts)
+def _is_bookkeeping(relative: Path) -> bool:
+    """The marker, manifests, locks and temporary files (hidden names) are no entries."""
+    return relative.name.endswith(MANIFEST_SUFFIX) or any(
+        part.startswith(".") for part in relative.parts
     )
 
 
@@ -601,7 +613,8 @@ def cache_entries(root: str | os.PathLike) -> list[CacheEntry]:
     """Every artifact under ``root`` (temporary and lock files excluded), sorted by path."""
     root = Path(root)
     entries = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not _is_bookkeeping(p)):
+    files = (p for p in root.rglob("*") if p.is_file())
+    for path in sorted(p for p in files if not _is_bookkeeping(p.relative_to(root))):
         manifest_path = _manifest_path(path)
         size = path.stat().st_size
         scale = None
@@ -857,7 +870,7 @@ class ResultStore:
     def task_lock(self, key: Mapping[str, Any]) -> FileLock:
         """A file lock for one task (not acquired), so that processes sharing the store split
         the work: hold it while checking :meth:`has` after :meth:`refresh` and computing."""
-        folder = self.path.with_name(f".{self.path.name}.tasks")
+        folder = _sidecar(self.path, LOCKS, ".tasks")
         folder.mkdir(parents=True, exist_ok=True)
         return FileLock(folder / f"{config_key(list(self._key(key)))}.lock")
 

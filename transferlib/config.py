@@ -12,14 +12,15 @@ cells, so that a bad value in the parameters cell stops them before any work.
 Examples
 --------
 >>> from transferlib.config import get_preset
->>> get_preset("data", "smoke").n_images
-256
+>>> get_preset("data", "smoke").grid_size
+16
 """
 
 from __future__ import annotations
 
 import ctypes
 import dataclasses
+import importlib
 import numbers
 import os
 import re
@@ -107,12 +108,25 @@ def get_preset(experiment: str, scale: str) -> Any:
 
 
 def presets_table(experiment: str) -> pd.DataFrame:
-    """Return the presets of ``experiment`` as a table, one row per field and one column per scale."""
+    """Return the presets of ``experiment`` as a table, one row per field and one column per scale.
+
+    Nested presets become dotted rows (``training.epochs``).
+    """
     get_preset(experiment, DEFAULT_SCALE)
-    rows = {s: dataclasses.asdict(PRESETS[experiment][s]) for s in SCALES}
-    table = pd.DataFrame(rows)
+    rows = {s: _flatten(dataclasses.asdict(PRESETS[experiment][s])) for s in SCALES}
+    table = pd.DataFrame(rows, dtype=object).map(lambda v: "–" if v is None else str(v))
     table.index.name = "setting"
     return table
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
 
 
 def check_parameters(
@@ -159,7 +173,7 @@ def _check_dataset(experiment: str | None, dataset: Any, data_root: Any) -> None
 
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-    supported = None if experiment is None else SUPPORTED_DATASETS[experiment]
+    supported = None if experiment is None else _supported_datasets(experiment)
     if supported is not None and dataset not in supported:
         raise ValueError(
             f"experiment {experiment!r} does not support dataset {dataset!r}; "
@@ -178,9 +192,25 @@ def _check_dataset(experiment: str | None, dataset: Any, data_root: Any) -> None
             raise ValueError(f"data_root {str(data_root)!r} is not an existing folder")
 
 
+def _supported_datasets(experiment: str) -> tuple[str, ...] | None:
+    """The registry entry of ``experiment``, importing ``transferlib.experiments.<experiment>``
+    (where experiments register their presets) when it is not registered yet."""
+    if experiment not in SUPPORTED_DATASETS:
+        try:
+            importlib.import_module(f"transferlib.experiments.{experiment}")
+        except ModuleNotFoundError as error:
+            if error.name != f"transferlib.experiments.{experiment}":
+                raise
+    if experiment not in SUPPORTED_DATASETS:
+        raise ValueError(
+            f"unknown experiment {experiment!r}; registered: {', '.join(sorted(SUPPORTED_DATASETS))}"
+        )
+    return SUPPORTED_DATASETS[experiment]
+
+
 @dataclass(frozen=True)
 class RunParams:
-    """The parameters every notebook declares and ``transferlib run`` passes, once validated.
+    """The parameters every notebook takes (its papermill ``parameters`` cell), as one object.
 
     Attributes
     ----------
@@ -191,12 +221,12 @@ class RunParams:
     data_root : str or None
         Folder holding a real dataset's official files (unused for embedded datasets).
     device : str
-        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+        ``"auto"`` (a GPU when there is one), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
     seed : int
-        Non-negative seed of data generation, subsampling and training.
+        Non-negative seed of every random stream of the run.
     cache_dir : str or None
-        Cache folder (None: ``$TRANSFERLIB_CACHE`` or the default, see
-        :func:`transferlib.cache.cache_root`).
+        Cache root of every artifact of the run (None: ``$TRANSFERLIB_CACHE`` or the default,
+        see :func:`transferlib.cache.cache_root`).
     """
 
     scale: str = DEFAULT_SCALE
@@ -218,7 +248,8 @@ def run_parameters(experiment: str | None = None, **values: Any) -> RunParams:
     Parameters
     ----------
     experiment : str, optional
-        Registered experiment whose supported datasets apply; None accepts any dataset.
+        Experiment whose supported datasets apply (its module ``transferlib.experiments.<name>``
+        is imported when it has not registered yet); None accepts any dataset.
     **values
         Fields of :class:`RunParams`; missing ones take their defaults.
 
@@ -250,10 +281,6 @@ def run_parameters(experiment: str | None = None, **values: Any) -> RunParams:
     if unknown:
         raise TypeError(f"unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(names)}")
     params = RunParams(**values)
-    if experiment is not None and experiment not in SUPPORTED_DATASETS:
-        raise ValueError(
-            f"unknown experiment {experiment!r}; registered: {', '.join(sorted(SUPPORTED_DATASETS))}"
-        )
     if not isinstance(params.scale, str):
         raise TypeError(f"scale must be one of {', '.join(SCALES)}, got {params.scale!r}")
     check_scale(params.scale)
@@ -328,17 +355,14 @@ class BackgroundPreset:
 
 @dataclass(frozen=True)
 class DataPreset:
-    """Sizes used in the chapter "The data".
+    """Sizes used in the chapter "The data" (its images are the experiments' own set).
 
     Attributes
     ----------
-    n_images : int
-        Glyph images rendered for the attribute tables and statistics.
     grid_size : int
         Images shown in each sample grid.
     """
 
-    n_images: int
     grid_size: int
 
 
@@ -353,85 +377,8 @@ register_presets(
 register_presets(
     "data",
     {
-        "smoke": DataPreset(n_images=256, grid_size=16),
-        "book": DataPreset(n_images=4_000, grid_size=32),
-        "full": DataPreset(n_images=20_000, grid_size=64),
+        "smoke": DataPreset(grid_size=16),
+        "book": DataPreset(grid_size=32),
+        "full": DataPreset(grid_size=64),
     },
-)
-
-# ---------------------------------------------------------------------------------------------
-# nce presets (owner: helper "nce-chapter").
-# Define one frozen dataclass per experiment below and register it, e.g.
-#     register_presets("nce_attributes", {"smoke": ..., "book": ..., "full": ...}, datasets=("glyphs",))
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NCEPreset:
-    """Sizes of the chapter "Transferability and hardness (Tran et al. 2019)".
-
-    One preset serves every notebook of the chapter, so that a network trained for one figure
-    (a per-attribute network is both a §5.1 source and a §5.2/§5.3 dedicated network) is reused
-    from the cache by the others.
-
-    Attributes
-    ----------
-    n_images : int
-        Glyph images rendered (Glyphs only; real datasets use their own size).
-    n_train, n_test : int or None
-        Training and test images drawn from the dataset's splits (None: the whole split).
-    model : str
-        Network trained for every source, identity and dedicated task.
-    epochs : int
-        Training epochs of every per-attribute network.
-    identity_epochs : int
-        Training epochs of the identity (recognition) network, which has many more classes.
-    lr : float
-        Initial SGD learning rate (cosine schedule).
-    batch_size : int
-        SGD mini-batch size.
-    n_attributes : int or None
-        Binary attributes used as targets and given dedicated networks (None: all).
-    n_sources : int or None
-        Source attributes of the attribute-to-attribute experiment (None: all).
-    n_theorem_sources : int
-        Source attributes of the empirical check of Theorem 1.
-    train_sizes : tuple of int
-        Training-set sizes of the accuracy-versus-size curves (Fig. 5).
-    """
-
-    n_images: int
-    n_train: int | None
-    n_test: int | None
-    model: str
-    epochs: int
-    identity_epochs: int
-    lr: float
-    batch_size: int
-    n_attributes: int | None
-    n_sources: int | None
-    n_theorem_sources: int
-    train_sizes: tuple[int, ...]
-
-
-register_presets(
-    "nce",
-    {
-        "smoke": NCEPreset(
-            n_images=600, n_train=400, n_test=200, model="small_cnn", epochs=1,
-            identity_epochs=1, lr=0.05, batch_size=64, n_attributes=4, n_sources=2,
-            n_theorem_sources=1, train_sizes=(100, 400),
-        ),
-        "book": NCEPreset(
-            n_images=7_200, n_train=None, n_test=None, model="small_cnn", epochs=2,
-            identity_epochs=20, lr=0.1, batch_size=128, n_attributes=None, n_sources=6,
-            n_theorem_sources=3, train_sizes=(100, 500, 2_000, 6_000),
-        ),
-        "full": NCEPreset(
-            n_images=120_000, n_train=None, n_test=None, model="resnet18", epochs=30,
-            identity_epochs=60, lr=0.1, batch_size=128, n_attributes=None, n_sources=None,
-            n_theorem_sources=6, train_sizes=(500, 2_000, 8_000, 32_000, 100_000),
-        ),
-    },
-    datasets=("glyphs", "celeba", "awa2", "cub200"),
 )

@@ -6,14 +6,18 @@
 * Each script once per page (see ``_drop_duplicate_scripts``).
 * One jupyter-cache per scale: the scale comes from ``$TRANSFERLIB_SCALE`` (default ``"book"``), is a
   Sphinx config value that forces a full re-read when it changes, and names the execution cache
-  folder together with a fingerprint of the transferlib sources. Outputs executed at one scale, or
-  with an older library, are therefore never served for another.
+  folder. Outputs executed at one scale are never served for another.
+* Per-notebook code versions: jupyter-cache keys a notebook by its code cells and kernelspec. As the
+  page is read, the kernelspec's display name gets the code version
+  (:func:`transferlib.provenance.code_version`) of the transferlib modules the page imports, and
+  of everything they import. A page is therefore re-executed when its own code or a module it uses
+  changes, and only then: editing the LEEP runner does not re-execute the NCE pages.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -34,16 +38,29 @@ def vendored_mathjax() -> Path:
     return Path(mathjax.__file__).resolve().parent / "static" / "mathjax" / "es5"
 
 
-def library_fingerprint() -> str:
-    """Short content hash of the transferlib Python sources."""
-    import transferlib
+_CODE_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+_DISPLAY_NAME = re.compile(r"^(  display_name: )(.*)$", re.MULTILINE)
 
-    root = Path(transferlib.__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+
+def notebook_code_version(text: str) -> str | None:
+    """Code version of the transferlib modules a MyST notebook imports (None: it imports none)."""
+    from transferlib.provenance import code_version, imported_modules
+
+    code = "\n".join(
+        "\n".join(line for line in cell.splitlines() if not line.startswith((":", "%", "!")))
+        for cell in _CODE_CELL.findall(text)
+    )
+    modules = imported_modules(code)
+    return code_version(*sorted(modules)) if modules else None
+
+
+def _mark_code_version(app: Sphinx, docname: str, source: list[str]) -> None:
+    text = source[0]
+    if not text.startswith("---") or "kernelspec:" not in text.split("\n---", 1)[0]:
+        return
+    version = notebook_code_version(text)
+    if version is not None:
+        source[0] = _DISPLAY_NAME.sub(rf"\g<1>\g<2> (transferlib {version})", text, count=1)
 
 
 def _configure(app: Sphinx, config: Config) -> None:
@@ -51,12 +68,9 @@ def _configure(app: Sphinx, config: Config) -> None:
 
     scale = check_scale(os.environ.get("TRANSFERLIB_SCALE", "book"))
     config.transferlib_scale = scale
-    caches = Path(app.outdir).resolve().parent / ".jupyter_cache"
-    cache = caches / f"{scale}-{library_fingerprint()}"
-    for stale in caches.glob(f"{scale}-*"):
-        if stale != cache:
-            shutil.rmtree(stale)
-    config.nb_execution_cache_path = str(cache)
+    config.nb_execution_cache_path = str(
+        Path(app.outdir).resolve().parent / ".jupyter_cache" / scale
+    )
     config.mathjax_path = MATHJAX_PATH
 
 
@@ -71,8 +85,9 @@ def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
                 shutil.copy2(source / name, target / name)
 
 
-def _drop_duplicate_scripts(app: Sphinx, pagename: str, templatename: str, context: dict,
-                            doctree: object) -> None:
+def _drop_duplicate_scripts(
+    app: Sphinx, pagename: str, templatename: str, context: dict, doctree: object
+) -> None:
     # sphinx-thebe registers its inline configuration both with the app (filename "") and with the
     # builder (filename None), so the page declares `const THEBE_JS_URL` twice: a JS error.
     seen: set = set()
@@ -88,6 +103,7 @@ def _drop_duplicate_scripts(app: Sphinx, pagename: str, templatename: str, conte
 def setup(app: Sphinx) -> dict:
     app.add_config_value("transferlib_scale", "book", "env")
     app.connect("config-inited", _configure)
+    app.connect("source-read", _mark_code_version)
     app.connect("html-page-context", _drop_duplicate_scripts)
     app.connect("build-finished", _copy_mathjax)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -37,7 +37,7 @@ def test_every_registered_experiment_has_one_frozen_preset_per_scale(experiment:
 
 @pytest.mark.parametrize("experiment", ["background", "data"])
 def test_opening_chapters_grow_from_smoke_to_full(experiment: str) -> None:
-    table = presets_table(experiment)
+    table = presets_table(experiment).astype(int)
     assert list(table.columns) == list(SCALES)
     assert (table["smoke"] < table["book"]).all() and (table["book"] <= table["full"]).all()
 

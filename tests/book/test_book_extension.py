@@ -10,9 +10,13 @@ from types import SimpleNamespace
 import pytest
 from conftest import REPO_ROOT
 
+from transferlib.provenance import code_version, module_closure
+
 
 def _load_extension():
-    spec = importlib.util.spec_from_file_location("transferlib_book", REPO_ROOT / "book/_ext/transferlib_book.py")
+    spec = importlib.util.spec_from_file_location(
+        "transferlib_book", REPO_ROOT / "book/_ext/transferlib_book.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules["transferlib_book"] = module
     spec.loader.exec_module(module)
@@ -36,19 +40,8 @@ def test_each_scale_gets_its_own_execution_cache(tmp_path: Path, monkeypatch) ->
     book = _configured(tmp_path, monkeypatch, None)
     smoke = _configured(tmp_path, monkeypatch, "smoke")
     assert book.transferlib_scale == "book" and smoke.transferlib_scale == "smoke"
-    assert Path(book.nb_execution_cache_path).name.startswith("book-")
-    assert Path(smoke.nb_execution_cache_path).name.startswith("smoke-")
-    assert book.nb_execution_cache_path != smoke.nb_execution_cache_path
-
-
-def test_stale_caches_of_the_same_scale_are_removed(tmp_path: Path, monkeypatch) -> None:
-    caches = tmp_path / "_build" / ".jupyter_cache"
-    (caches / "smoke-oldlibrary").mkdir(parents=True)
-    (caches / "book-oldlibrary").mkdir()
-    smoke = _configured(tmp_path, monkeypatch, "smoke")
-    assert not (caches / "smoke-oldlibrary").exists()
-    assert (caches / "book-oldlibrary").exists()
-    assert Path(smoke.nb_execution_cache_path).parent == caches
+    assert Path(book.nb_execution_cache_path).name == "book"
+    assert Path(smoke.nb_execution_cache_path).name == "smoke"
 
 
 def test_unknown_scale_fails_the_build(tmp_path: Path, monkeypatch) -> None:
@@ -56,9 +49,47 @@ def test_unknown_scale_fails_the_build(tmp_path: Path, monkeypatch) -> None:
         _configured(tmp_path, monkeypatch, "huge")
 
 
-def test_library_fingerprint_is_stable() -> None:
-    assert ext.library_fingerprint() == ext.library_fingerprint()
-    assert len(ext.library_fingerprint()) == 12
+NOTEBOOK = """---
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# A page
+
+```{code-cell} ipython3
+:tags: [remove-cell]
+from transferlib.scores import leep
+```
+"""
+
+
+def test_a_notebook_is_keyed_by_the_code_it_imports() -> None:
+    source = [NOTEBOOK]
+    ext._mark_code_version(None, "page", source)
+    version = code_version("transferlib.scores")
+    assert f"display_name: Python 3 (transferlib {version})" in source[0]
+    assert "name: python3" in source[0]  # the kernel that runs it is unchanged
+    assert source[0].replace(f" (transferlib {version})", "") == NOTEBOOK
+
+
+def test_pages_without_code_or_transferlib_imports_are_left_alone() -> None:
+    for text in (
+        "# Plain page\n",
+        NOTEBOOK.replace("from transferlib.scores import leep", "1 + 1"),
+    ):
+        source = [text]
+        ext._mark_code_version(None, "page", source)
+        assert source[0] == text
+
+
+def test_an_unrelated_module_does_not_change_a_notebook_version() -> None:
+    page = ext.notebook_code_version(NOTEBOOK)
+    assert page == code_version("transferlib.scores")
+    assert "transferlib.experiments.sweep" not in module_closure(["transferlib.scores"])
+    with_layer = NOTEBOOK.replace("leep", "leep\nfrom transferlib.experiments import sweep")
+    assert ext.notebook_code_version(with_layer) != page
 
 
 def test_mathjax_is_vendored_and_served_locally(tmp_path: Path, monkeypatch) -> None:

@@ -1,70 +1,58 @@
-"""Tests of the NCE experiment runners (Tran et al. 2019) at a tiny scale.
+"""The NCE chapter's runners (Tran et al. 2019) at a tiny scale, and its log-likelihoods.
 
-The runners train real (tiny) networks on a few hundred Glyphs images for one epoch, so the
-whole module stays well under a minute; each test gets its own cache folder.
+The runners train real (tiny) networks on a few hundred Glyphs images for one epoch; each test
+that checks caching or resuming gets its own cache folder.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+from transferlib.config import RunParams
 from transferlib.experiments import nce
+from transferlib.experiments.presets import DataSpec
 from transferlib.scores import conditional_entropy
 
-TINY = {"n_images": 500}
+TINY = nce.PRESETS["smoke"].replace(
+    {
+        "data": DataSpec(n_images=660, pretrained_input_size=32),
+        "n_train": 240,
+        "n_test": 80,
+        "n_attributes": 3,
+        "n_sources": 2,
+        "n_theorem_sources": 1,
+        "training": {"batch_size": 64, "width": 8},
+        "identity_training": {"width": 8},
+        "train_sizes": (60, 240),
+    }
+)
+
+
+def _run(cache_dir: Path | str) -> RunParams:
+    return RunParams(scale="smoke", device="cpu", cache_dir=str(cache_dir))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def glyphs_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One rendered Glyphs set shared by the module (rendering is not what is tested)."""
-    return str(tmp_path_factory.mktemp("glyphs"))
+def shared_run(tmp_path_factory) -> RunParams:
+    """A run whose cache the content tests share (networks train once)."""
+    return _run(tmp_path_factory.mktemp("nce"))
 
 
-def _tiny(cache_dir, glyphs_cache: str) -> nce.NCEConfig:
-    base = nce.nce_config("smoke", cache_dir=cache_dir, device="cpu")
-    return dataclasses.replace(
-        base,
-        dataset_options={**TINY, "cache_dir": glyphs_cache},
-        n_train=240,
-        n_test=80,
-        n_attributes=3,
-        n_sources=2,
-        n_theorem_sources=1,
-        batch_size=64,
-        train_sizes=(60, 240),
-    )
-
-
-@pytest.fixture
-def cfg(tmp_path, glyphs_cache) -> nce.NCEConfig:
-    """A tiny configuration with its own, empty cache (for tests of caching and resuming)."""
-    return _tiny(tmp_path, glyphs_cache)
-
-
-@pytest.fixture(scope="module")
-def shared_cfg(tmp_path_factory, glyphs_cache) -> nce.NCEConfig:
-    """A tiny configuration whose cache the content tests share (networks train once)."""
-    return _tiny(tmp_path_factory.mktemp("nce"), glyphs_cache)
-
-
-@pytest.fixture
-def count_training(monkeypatch):
-    """Count the networks actually trained (not loaded from the cache)."""
-    calls = {"trained": 0, "loaded": 0}
-    real = nce.train_cached
-
-    def counting(*args, **kwargs):
-        result = real(*args, **kwargs)
-        calls["loaded" if result.from_cache else "trained"] += 1
-        return result
-
-    monkeypatch.setattr(nce, "train_cached", counting)
-    return calls
+def _cached_files(run: RunParams, kind: str) -> set[str]:
+    return {p.name for p in (Path(run.cache_dir) / kind).glob("*") if p.is_file()}
 
 
 # ------------------------------------------------------------------------------------------
@@ -122,14 +110,21 @@ def test_likelihood_input_validation():
 
 
 def test_select_attributes_puts_designed_first_then_alternates_kinds():
-    labels = pd.DataFrame({"a1": [0, 1], "a2": [1, 0], "b1": [0, 1], "c1": [1, 1], "c2": [0, 1],
-                           "c3": [1, 0]})
+    labels = pd.DataFrame(
+        {"a1": [0, 1], "a2": [1, 0], "b1": [0, 1], "c1": [1, 1], "c2": [0, 1], "c3": [1, 0]}
+    )
     ds = SimpleNamespace(
         attributes=list(labels.columns),
-        attribute_kinds={"a1": "character", "a2": "character", "b1": "font",
-                         "c1": "appearance", "c2": "appearance", "c3": "appearance"},
+        attribute_kinds={
+            "a1": "character",
+            "a2": "character",
+            "b1": "font",
+            "c1": "appearance",
+            "c2": "appearance",
+            "c3": "appearance",
+        },
         labels=labels,
-        metadata={"attribute_descriptions": {"c3": "tilted; VISUALLY HARD, balanced"}},
+        metadata={"visual_difficulty": {"c3": "hard"}},
     )
     # c1 is constant (no task); c3 is designed and comes first.
     assert nce.select_attributes(ds) == ["c3", "a1", "b1", "c2", "a2"]
@@ -137,111 +132,121 @@ def test_select_attributes_puts_designed_first_then_alternates_kinds():
     assert nce.visual_difficulty(ds) == {"c3": "hard"}
 
 
-def test_nce_config_rejects_bad_parameters():
-    with pytest.raises(ValueError, match="scale"):
-        nce.nce_config("huge")
-    with pytest.raises(ValueError, match="data_root"):
-        nce.nce_config("smoke", dataset="celeba")
-
-
 # ------------------------------------------------------------------------------------------
 # Runners (tiny networks)
 # ------------------------------------------------------------------------------------------
 
 
-def test_attribute_transfer_table_and_resume(cfg, count_training, monkeypatch):
-    table = nce.run_attribute_transfer(cfg, progress=False)
-    attributes = nce.select_attributes(nce.nce_dataset(cfg), cfg.n_attributes)
-    assert len(table) == cfg.n_sources * (len(attributes) - 1)
-    assert {"source", "target", "conditional_entropy", "test_error", "target_entropy"} <= set(table)
+def test_attribute_transfer_table_and_a_rerun_from_the_store(tmp_path):
+    run = _run(tmp_path)
+    table = nce.run_attribute_transfer(run, TINY, progress=False)
+    attributes = nce.select_attributes(nce.nce_dataset(run, TINY), TINY.n_attributes)
+    assert len(table) == TINY.n_sources * (len(attributes) - 1)
     assert not (table["source"] == table["target"]).any()
     assert table["test_error"].between(0, 1).all()
     assert (table["conditional_entropy"] <= table["target_entropy"] + 1e-12).all()
-    assert count_training["trained"] == cfg.n_sources
-
-    def must_not_train(*args, **kwargs):
-        raise AssertionError("a finished sweep must be read from the result store")
-
-    monkeypatch.setattr(nce, "train_cached", must_not_train)
-    again = nce.run_attribute_transfer(cfg, progress=False)
+    assert len(_cached_files(run, "models")) == TINY.n_sources
+    before = {kind: _cached_files(run, kind) for kind in ("models", "features")}
+    again = nce.run_attribute_transfer(run, TINY, progress=False)
     pd.testing.assert_frame_equal(table, again)
+    assert {kind: _cached_files(run, kind) for kind in before} == before
 
 
-def test_interrupted_sweep_resumes_where_it_stopped(cfg, monkeypatch):
-    real = nce.train_cached
-    calls: list[str] = []
+def test_interrupted_sweep_resumes_where_it_stopped(tmp_path, monkeypatch):
+    run = _run(tmp_path)
+    real = nce.train_network
+    trained: list[str] = []
 
-    def dies_on_second_source(model_name, train_data, *args, **kwargs):
-        calls.append(train_data.name)
-        if len(calls) == 2:
+    def dies_on_second_source(run, dataset, spec, training, **kwargs):
+        if len(trained) == 1:
             raise KeyboardInterrupt
-        return real(model_name, train_data, *args, **kwargs)
+        trained.append(spec.name)
+        return real(run, dataset, spec, training, **kwargs)
 
-    monkeypatch.setattr(nce, "train_cached", dies_on_second_source)
+    monkeypatch.setattr(nce, "train_network", dies_on_second_source)
     with pytest.raises(KeyboardInterrupt):
-        nce.run_attribute_transfer(cfg, progress=False)
-    sources = nce.select_attributes(nce.nce_dataset(cfg), cfg.n_sources)
-    assert len(nce._store(cfg, "attribute-transfer-linear_svm", ("source", "target"))) == 2
-
-    calls.clear()
-    monkeypatch.setattr(nce, "train_cached", lambda *a, **k: (calls.append(a[1].name), real(*a, **k))[1])
-    table = nce.run_attribute_transfer(cfg, progress=False)
-    assert calls == [f"{sources[1]}/train"]  # the first source's rows were kept
-    assert sorted(table["source"].unique()) == sorted(sources)
-
-
-def test_runs_are_deterministic(cfg, tmp_path):
-    table = nce.run_attribute_transfer(cfg, progress=False)
-    other = dataclasses.replace(cfg, cache_dir=str(tmp_path / "other"))
-    pd.testing.assert_frame_equal(table, nce.run_attribute_transfer(other, progress=False))
+        nce.run_attribute_transfer(run, TINY, progress=False)
+    monkeypatch.setattr(nce, "train_network", real)
+    assert len(_cached_files(run, "models")) == 1
+    table = nce.run_attribute_transfer(run, TINY, progress=False)
+    assert len(_cached_files(run, "models")) == 2  # the first source was not trained again
+    pd.testing.assert_frame_equal(
+        table, nce.run_attribute_transfer(_run(tmp_path / "b"), TINY, progress=False)
+    )
 
 
-def test_theorem_bound_holds_on_trained_networks(shared_cfg):
-    cfg = shared_cfg
-    table = nce.run_theorem_check(cfg, progress=False)
-    assert len(table) == len(nce.select_attributes(nce.nce_dataset(cfg), cfg.n_attributes)) - 1
+def test_theorem_bound_holds_on_trained_networks(shared_run):
+    table = nce.run_theorem_check(shared_run, TINY, progress=False)
+    assert len(table) == TINY.n_attributes - 1
     assert table["bound_holds"].all()
+    assert np.allclose(
+        table["bound"], table["source_log_likelihood"] - table["conditional_entropy"]
+    )
     assert (table["mixture_log_likelihood"] >= table["bound"] - 1e-9).all()
-    assert (table["transferred_log_likelihood"] >= table["head_log_likelihood"]).all()
-    assert (table["source_log_likelihood"] <= 0).all()
 
 
-def test_identity_transfer_and_hardness(shared_cfg, count_training):
-    cfg = shared_cfg
-    identity = nce.run_identity_transfer(cfg, progress=False)
-    ds = nce.nce_dataset(cfg)
-    attributes = nce.select_attributes(ds, cfg.n_attributes)
+def test_identity_transfer_and_hardness(shared_run):
+    run = shared_run
+    identity = nce.run_identity_transfer(run, TINY, progress=False)
+    ds = nce.nce_dataset(run, TINY)
+    attributes = nce.select_attributes(ds, TINY.n_attributes)
     assert sorted(identity["attribute"]) == sorted(attributes)
     assert identity["ce_given_identity"].is_monotonic_increasing
     # Character attributes are functions of the character: zero CE given identity.
     character = identity[identity["kind"] == "character"]
-    assert len(character) > 0
-    assert np.allclose(character["ce_given_identity"], 0.0)
-    assert np.allclose(identity["transfer_gain"],
-                       identity["transferred_accuracy"] - identity["dedicated_accuracy"])
-    # The identity network and one per attribute, unless an earlier test trained them.
-    assert count_training["trained"] + count_training["loaded"] == 1 + len(attributes)
+    assert len(character) > 0 and np.allclose(character["ce_given_identity"], 0.0)
 
-    before = dict(count_training)
-    hardness = nce.run_hardness(cfg, progress=False)
-    assert count_training == before  # hardness reuses the dedicated networks' rows
-    train_idx = nce.split_indices(cfg)[0]
+    hardness = nce.run_hardness(run, TINY, progress=False)
+    dedicated = hardness.set_index("attribute")["dedicated_accuracy"]
+    assert np.allclose(
+        identity.set_index("attribute")["dedicated_accuracy"], dedicated.loc[identity["attribute"]]
+    )
+    train_idx = nce.nce_tasks(run, TINY)["identity"].train_indices
     for _, row in hardness.iterrows():
         labels = ds.column(row["attribute"])[train_idx]
         assert row["hardness"] == pytest.approx(conditional_entropy(labels, np.zeros_like(labels)))
-    fit = nce.correlation_summary(hardness, "hardness", "dedicated_error")
-    assert list(fit.columns) == ["n", "r", "p_value", "slope", "intercept"]
+        counts = np.bincount(labels, minlength=2)
+        assert row["majority_accuracy"] == pytest.approx(
+            np.mean(
+                ds.column(row["attribute"])[nce.nce_tasks(run, TINY)["identity"].test_indices]
+                == counts.argmax()
+            )
+        )
 
 
-def test_training_size_curve(shared_cfg):
-    cfg = shared_cfg
-    curve = nce.run_training_size_curve(cfg, progress=False)
+def test_training_size_curve_reuses_the_full_size_network(shared_run):
+    curve = nce.run_training_size_curve(shared_run, TINY, progress=False)
     assert set(curve["method"]) == {"dedicated", "transferred"}
     assert sorted(curve["n"].unique()) == [60, 240]
     assert curve["attribute"].nunique() == 2
-    assert curve["accuracy"].between(0, 1).all()
-    table1 = nce.identity_table(nce.run_identity_transfer(cfg, progress=False), k=1)
+    dedicated = nce.run_dedicated(shared_run, TINY, progress=False).set_index("attribute")
+    full = curve[(curve["n"] == 240) & (curve["method"] == "dedicated")]
+    for _, row in full.iterrows():
+        assert row["accuracy"] == dedicated.loc[row["attribute"], "dedicated_accuracy"]
+    table1 = nce.identity_table(nce.run_identity_transfer(shared_run, TINY, progress=False), k=1)
     assert list(table1.index) == [
-        "CE (decreasing transferability)", "Dedicated network", "Transfer (identity + head)"
+        "CE (decreasing transferability)",
+        "Dedicated network",
+        "Transfer (identity + head)",
     ]
-    assert table1.shape[1] == 3
+
+
+@pytest.mark.slow
+def test_a_process_pool_and_a_dask_cluster_give_the_sequential_table(tmp_path, shared_run):
+    sequential = nce.run_dedicated(shared_run, TINY, progress=False)
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        pooled = nce.run_dedicated(_run(tmp_path / "pool"), TINY, progress=False, executor=pool)
+    columns = [c for c in sequential if c != "seconds"]
+    pd.testing.assert_frame_equal(sequential[columns], pooled[columns])
+
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        clustered = nce.run_dedicated(
+            _run(tmp_path / "dask"), TINY, progress=False, executor=client.get_executor()
+        )
+    pd.testing.assert_frame_equal(sequential[columns], clustered[columns])

@@ -28,7 +28,7 @@ from transferlib.data.dataset import (
     stratified_split,
 )
 from transferlib.data.digits import load_digits
-from transferlib.data.glyphs import BOOK_N_IMAGES, GLYPHS_VERSION, GlyphsConfig, load_glyphs
+from transferlib.data.glyphs import BOOK_N_IMAGES, GlyphsConfig, load_glyphs
 from transferlib.data.real import REAL_DATASETS, LazyImages
 from transferlib.data.show import attribute_table, show_grid
 from transferlib.data.tasks import (
@@ -48,7 +48,7 @@ from transferlib.data.tasks import (
 
 __all__ = [
     "BOOK_N_IMAGES",
-    "CONSTANT", "DATASETS", "EMBEDDED_DATASETS", "GLYPHS_VERSION", "MASK", "GlyphsConfig",
+    "CONSTANT", "DATASETS", "EMBEDDED_DATASETS", "MASK", "GlyphsConfig",
     "ImageDataset",
     "LazyImages", "TaskData", "TaskSpec", "as_task", "attribute_table", "attribute_tasks",
     "class_split", "few_shot_episodes", "identity_task", "imbalanced_binary_tasks",

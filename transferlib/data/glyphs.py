@@ -46,12 +46,11 @@ from PIL import Image, ImageDraw, ImageFont
 from transferlib.cache import artifact_path, config_key, load_npz, load_or_build, save_npz
 from transferlib.data import glyph_tables as tables
 from transferlib.data.dataset import ImageDataset, stratified_split
+from transferlib.provenance import code_version
 
-__all__ = ["BOOK_N_IMAGES", "FACES", "GLYPHS_VERSION", "GlyphsConfig", "load_glyphs",
+__all__ = ["BOOK_N_IMAGES", "FACES", "GlyphsConfig", "load_glyphs",
            "render_glyphs"]
 
-#: Bump when rendering changes; part of every cache key.
-GLYPHS_VERSION = 4
 #: Default size: 60,000 images (50,000 train / 10,000 test, like CIFAR), 32x32 RGB,
 #: 184 MB of pixels + 61 MB of masks in memory.
 BOOK_N_IMAGES = 60_000
@@ -360,7 +359,7 @@ def render_glyphs(config: GlyphsConfig, progress: bool = False) -> dict[str, np.
 
 
 def _cache_key(config: GlyphsConfig) -> str:
-    return config_key({"generator": "glyphs", "version": GLYPHS_VERSION, **asdict(config),
+    return config_key({"generator": "glyphs", "code": code_version(__name__), **asdict(config),
                        "faces": [f.file for f in FACES], "characters": tables.CHARACTERS,
                        "pillow": PIL.__version__, "torch": torch.__version__.split("+")[0]})
 
@@ -547,10 +546,12 @@ def _build_dataset(data: dict[str, np.ndarray], config: GlyphsConfig, attribute_
         **{f"fg_{c}": data["foreground"][:, i] for i, c in enumerate("rgb")},
         **{f"bg_{c}": data["background"][:, i] for i, c in enumerate("rgb")}})
     metadata = {
-        "generator": "glyphs", "version": GLYPHS_VERSION, "config": asdict(config),
+        "generator": "glyphs", "code_version": code_version(__name__), "config": asdict(config),
         "attribute_noise": attribute_noise, "test_fraction": test_fraction,
         "identity_column": "char", "default_target": "char",
         "attribute_descriptions": text,
+        # Balanced attributes whose difficulty is visual, not statistical (same entropy).
+        "visual_difficulty": {"dark_background": "trivial", "tilt_left": "hard"},
         "clean_attributes": clean if attribute_noise > 0 else None,
         "faces": pd.DataFrame([{**asdict(f), "characters_drawn": int(usable[:, k].sum())}
                                for k, f in enumerate(FACES)]),

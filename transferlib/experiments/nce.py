@@ -3,7 +3,7 @@
 The paper estimates how well a representation trained for a source task ``Z`` transfers to a
 target task ``Y`` on the same images by the conditional entropy ``H(Y|Z)`` of the two training
 label sequences, and how hard a task is by ``H(Z|C) = H(Z)`` (transfer from a constant task).
-This module runs every experiment of its Section 5 on a :class:`transferlib.data.ImageDataset`:
+The runners reproduce its Section 5 on the shared experiment layer:
 
 * :func:`run_theorem_check` -- Theorem 1: transferred training log-likelihood versus the bound
   ``l_Z - H(Y|Z)``;
@@ -11,45 +11,55 @@ This module runs every experiment of its Section 5 on a :class:`transferlib.data
   the test error of a linear SVM on frozen source features;
 * :func:`run_identity_transfer` -- §5.2 / Table 1 / Figs. 3-4: transfer from the identity label;
 * :func:`run_training_size_curve` -- Fig. 5: dedicated versus transferred accuracy by training size;
-* :func:`run_hardness` -- §5.3 / Fig. 6: ``H(Z|C)`` versus the error of a dedicated network.
+* :func:`run_dedicated` / :func:`run_hardness` -- §5.3 / Fig. 6: ``H(Z|C)`` versus the error of a
+  dedicated network.
 
-Every runner takes an :class:`NCEConfig` (build one with :func:`nce_config`) and returns a tidy
-table. Networks come from :func:`transferlib.training.train_cached` (one network per
-``(label, training set, schedule)``, shared between runners: the network trained for attribute
-``a`` is both a §5.1 source and the §5.2/§5.3 dedicated network of ``a``), features from the
-cached :func:`transferlib.training.extract`, and finished rows are appended to a
-:class:`transferlib.cache.ResultStore`, so an interrupted sweep resumes where it stopped.
+The network trained for attribute ``a`` is both a §5.1 source and the dedicated network of ``a``
+(:func:`~transferlib.experiments.sources.train_network` keys it by its task, not its role).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from transferlib._progress import tqdm
 
-from transferlib.cache import ResultStore, cache_root, config_key
-from transferlib.config import check_parameters
-from transferlib.data import as_task, load_dataset
+from transferlib.config import RunParams, register_presets
+from transferlib.data import ImageDataset, TaskSpec, attribute_tasks, identity_task
 from transferlib.evaluation import linear_fit_with_ci
+from transferlib.experiments.presets import (
+    GLYPHS,
+    DataSpec,
+    Preset,
+    TrainingSpec,
+    rng,
+    scaled,
+)
+from transferlib.experiments.protocols import head_transfer, task_codes
+from transferlib.experiments.sources import (
+    Network,
+    majority_accuracy,
+    network_outputs,
+    run_dataset,
+    train_network,
+)
+from transferlib.experiments.sweep import result_store, run_sweep
 from transferlib.scores import conditional_entropy, hardness
-from transferlib.training import extract, retrain_heads, train_cached
 
 __all__ = [
-    "NCEConfig",
+    "PRESETS",
+    "NCEPreset",
     "correlation_summary",
     "identity_table",
     "log_likelihood",
-    "majority_error",
     "mixture_log_likelihood",
-    "nce_config",
     "nce_dataset",
+    "nce_tasks",
     "run_attribute_transfer",
     "run_dedicated",
     "run_hardness",
@@ -57,153 +67,98 @@ __all__ = [
     "run_theorem_check",
     "run_training_size_curve",
     "select_attributes",
-    "split_indices",
     "visual_difficulty",
 ]
 
-# Logistic head of the Theorem-1 check: scikit-learn's default penalty ||W||^2 / (2 C n) with
-# C = 1, which is weak at thousands of images, fitted by L-BFGS until converged. Heads are fitted
-# one task at a time: the batched solver optimises the sum over tasks with one shared line
-# search and converged several times slower on the book-scale features.
-_THEOREM_HEAD = {"C": 1.0, "max_iter": 1000}
+_MODULE = __name__
 # Slack for the floating-point comparison of two mean log-likelihoods.
 _BOUND_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
-class NCEConfig:
-    """Everything an NCE experiment depends on.
+class NCEPreset(Preset):
+    """Settings of the chapter "Transferability and hardness (Tran et al. 2019)".
+
+    One preset serves every page of the chapter, so a network trained for one figure is reused
+    from the cache by the others.
 
     Attributes
     ----------
-    scale : str
-        Scale the configuration was built for ("smoke", "book", "full"); informational.
-    dataset : str
-        Dataset name for :func:`transferlib.data.load_dataset`.
-    dataset_options : mapping
-        Extra keyword arguments for :func:`~transferlib.data.load_dataset`.
-    data_root : str or None
-        Folder of a real dataset.
+    data : DataSpec
+        The images (the book's shared Glyphs set of the scale).
     n_train, n_test : int or None
-        Images drawn (without replacement, by ``seed``) from the train and test splits.
-    model : str
-        Network name for :func:`transferlib.models.build_model`.
-    epochs, identity_epochs : int
-        Epochs of a per-attribute network and of the identity network.
-    lr : float
-        Initial learning rate.
-    batch_size : int
-        Mini-batch size.
-    identity_label : str or None
-        Label column playing the role of the paper's face identity; None uses the dataset's
-        ``metadata["identity_column"]`` ("char" on Glyphs, the subject on CelebA).
+        Images drawn from the train and test splits (None: the whole split).
+    training : TrainingSpec
+        Every per-attribute network (source and dedicated).
+    identity_training : TrainingSpec
+        The identity (recognition) network, which has many more classes.
     n_attributes, n_sources : int or None
         Attributes used (targets, dedicated networks) and §5.1 source attributes (None: all).
     n_theorem_sources : int
         Source attributes of the Theorem-1 check.
     train_sizes : tuple of int
-        Training-set sizes of :func:`run_training_size_curve`.
-    curve_attributes : tuple of str or None
-        Attributes of the size curves; None picks the most transferable from identity and the
-        least transferable (see :func:`run_training_size_curve`).
+        Training-set sizes of the accuracy-versus-size curves (Fig. 5).
     head_method : str
-        Head retrained on frozen features for the transfer experiments ("linear_svm" as in the paper).
-    seed : int
-        Seed of subsampling and training.
-    device : str
-        Torch device ("auto" picks a GPU when there is one).
-    cache_dir : str or None
-        Cache folder (see :func:`transferlib.cache.cache_root`).
+        Head of the transfer experiments (``"linear_svm"``, as in the paper).
+    theorem_head_c : float
+        Inverse L2 penalty of the Theorem-1 logistic heads (scikit-learn's ``C``), fitted to
+        convergence one target at a time.
     """
 
-    scale: str
-    dataset: str = "glyphs"
-    dataset_options: Mapping[str, Any] = field(default_factory=dict)
-    data_root: str | None = None
-    n_train: int | None = None
-    n_test: int | None = None
-    model: str = "small_cnn"
-    epochs: int = 3
-    identity_epochs: int = 6
-    lr: float = 0.05
-    batch_size: int = 128
-    identity_label: str | None = None
-    n_attributes: int | None = None
-    n_sources: int | None = None
-    n_theorem_sources: int = 3
-    train_sizes: tuple[int, ...] = ()
-    curve_attributes: tuple[str, ...] | None = None
+    data: DataSpec
+    n_train: int | None
+    n_test: int | None
+    training: TrainingSpec
+    identity_training: TrainingSpec
+    n_attributes: int | None
+    n_sources: int | None
+    n_theorem_sources: int
+    train_sizes: tuple[int, ...]
     head_method: str = "linear_svm"
-    seed: int = 0
-    device: str = "auto"
-    cache_dir: str | None = None
-
-    def result_key(self) -> str:
-        """Hash of every field that changes results (not the device or the cache folder)."""
-        fields = dataclasses.asdict(self)
-        for name in ("device", "cache_dir", "scale"):
-            fields.pop(name)
-        return config_key(fields)
+    theorem_head_c: float = 1.0
 
 
-def nce_config(
-    scale: str = "book",
-    dataset: str = "glyphs",
-    data_root: str | Path | None = None,
-    device: str = "auto",
-    seed: int = 0,
-    cache_dir: str | Path | None = None,
-    **overrides: Any,
-) -> NCEConfig:
-    """Build the :class:`NCEConfig` of the chapter's preset at ``scale``.
-
-    Parameters
-    ----------
-    scale, dataset, data_root, device, seed, cache_dir
-        The notebook parameters; validated by :func:`transferlib.config.check_parameters`.
-    **overrides
-        Any :class:`NCEConfig` field to change (e.g. ``n_sources=2``).
-
-    Returns
-    -------
-    NCEConfig
-    """
-    preset = check_parameters("nce", scale, dataset, data_root)
-    options = {"n_images": preset.n_images} if dataset == "glyphs" else {}
-    cfg = NCEConfig(
-        scale=scale,
-        dataset=dataset,
-        dataset_options=options,
-        data_root=None if data_root is None else str(data_root),
-        n_train=preset.n_train,
-        n_test=preset.n_test,
-        model=preset.model,
-        epochs=preset.epochs,
-        identity_epochs=preset.identity_epochs,
-        lr=preset.lr,
-        batch_size=preset.batch_size,
-        n_attributes=preset.n_attributes,
-        n_sources=preset.n_sources,
-        n_theorem_sources=preset.n_theorem_sources,
-        train_sizes=tuple(preset.train_sizes),
-        seed=seed,
-        device=device,
-        cache_dir=None if cache_dir is None else str(cache_dir),
-    )
-    return dataclasses.replace(cfg, **overrides)
+BOOK = NCEPreset(
+    data=GLYPHS["book"],
+    n_train=6_000,
+    n_test=1_200,
+    training=TrainingSpec(model="small_cnn", epochs=2, lr=0.1, batch_size=128),
+    identity_training=TrainingSpec(model="small_cnn", epochs=20, lr=0.1, batch_size=128),
+    n_attributes=None,
+    n_sources=6,
+    n_theorem_sources=3,
+    train_sizes=(100, 500, 2_000, 6_000),
+)
+PRESETS: dict[str, NCEPreset] = scaled(
+    BOOK,
+    smoke={
+        "data": GLYPHS["smoke"],
+        "n_train": 400,
+        "n_test": 200,
+        "training": {"epochs": 1, "lr": 0.05, "batch_size": 64},
+        "identity_training": {"epochs": 1, "lr": 0.05, "batch_size": 64},
+        "n_attributes": 4,
+        "n_sources": 2,
+        "n_theorem_sources": 1,
+        "train_sizes": (100, 400),
+    },
+    full={
+        "data": GLYPHS["full"],
+        "n_train": None,
+        "n_test": None,
+        "training": {"model": "resnet18", "epochs": 30},
+        "identity_training": {"model": "resnet18", "epochs": 60},
+        "n_sources": None,
+        "n_theorem_sources": 6,
+        "train_sizes": (500, 2_000, 8_000, 32_000, 50_000),
+    },
+)
+register_presets("nce", PRESETS, datasets=("glyphs", "celeba", "awa2", "cub200"))
 
 
 # ------------------------------------------------------------------------------------------------
 # Log-likelihoods of Theorem 1
 # ------------------------------------------------------------------------------------------------
-
-
-def _codes(labels: Any, name: str) -> tuple[np.ndarray, int]:
-    values = np.asarray(labels)
-    if values.ndim != 1 or values.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D array, got shape {values.shape}")
-    _, codes = np.unique(values, return_inverse=True)
-    return codes.reshape(-1), int(codes.max()) + 1
 
 
 def _check_probs(probs: Any, n: int) -> np.ndarray:
@@ -215,6 +170,17 @@ def _check_probs(probs: Any, n: int) -> np.ndarray:
     if not np.all(np.isfinite(probs)):
         raise ValueError("source_probs contains NaN or inf")
     return probs
+
+
+def _check_codes(labels: Any, name: str, n_classes: int | None = None) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array, got shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"{name} must be integer class codes, got dtype {labels.dtype}")
+    if n_classes is not None and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"{name} must lie in [0, {n_classes}), the columns of the probabilities")
+    return labels
 
 
 def log_likelihood(probs: Any, labels: Any) -> float:
@@ -232,14 +198,9 @@ def log_likelihood(probs: Any, labels: Any) -> float:
     float
         The mean log-likelihood (``-inf`` if a true class has probability 0).
     """
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or labels.size == 0:
-        raise ValueError(f"labels must be a non-empty 1-D array, got shape {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"labels must be integer class codes, got dtype {labels.dtype}")
+    labels = _check_codes(labels, "labels")
     probs = _check_probs(probs, labels.size)
-    if labels.min() < 0 or labels.max() >= probs.shape[1]:
-        raise ValueError(f"labels must lie in [0, {probs.shape[1]}), the columns of probs")
+    labels = _check_codes(labels, "labels", probs.shape[1])
     with np.errstate(divide="ignore"):
         return float(np.mean(np.log(probs[np.arange(labels.size), labels])))
 
@@ -266,119 +227,65 @@ def mixture_log_likelihood(source_probs: Any, source_labels: Any, target_labels:
     float
         ``(1/n) sum_i log p_Y(y_i)`` in nats.
     """
-    z = np.asarray(source_labels)
-    if z.ndim != 1 or z.size == 0:
-        raise ValueError(f"source_labels must be a non-empty 1-D array, got shape {z.shape}")
-    if not np.issubdtype(z.dtype, np.integer):
-        raise TypeError(f"source_labels must be integer class codes, got dtype {z.dtype}")
-    y, n_y = _codes(target_labels, "target_labels")
-    if y.size != z.size:
-        raise ValueError(f"target_labels has {y.size} entries but source_labels has {z.size}")
+    z = _check_codes(source_labels, "source_labels")
     probs = _check_probs(source_probs, z.size)
-    n_z = probs.shape[1]
-    if z.min() < 0 or z.max() >= n_z:
-        raise ValueError(f"source_labels must lie in [0, {n_z}), the columns of source_probs")
+    z = _check_codes(z, "source_labels", probs.shape[1])
+    target = np.asarray(target_labels)
+    if target.ndim != 1 or target.size != z.size:
+        raise ValueError(f"target_labels must be 1-D with {z.size} entries, got {target.shape}")
+    _, y = np.unique(target, return_inverse=True)
+    y = y.reshape(-1)
+    n_z, n_y = probs.shape[1], int(y.max()) + 1
     joint = np.bincount(z * n_y + y, minlength=n_z * n_y).reshape(n_z, n_y).astype(np.float64)
     counts = joint.sum(axis=1, keepdims=True)
     # A source class absent from the training labels has no empirical conditional; any
     # distribution keeps the bound, so use the target marginal.
     marginal = joint.sum(axis=0) / z.size
     conditional = np.where(counts > 0, joint / np.maximum(counts, 1), marginal)
-    target_probs = probs @ conditional
     with np.errstate(divide="ignore"):
-        return float(np.mean(np.log(target_probs[np.arange(y.size), y])))
+        return float(np.mean(np.log((probs @ conditional)[np.arange(y.size), y])))
 
 
 # ------------------------------------------------------------------------------------------------
-# Data, networks and features
+# Data and tasks
 # ------------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=2)
-def _load(dataset: str, data_root: str | None, seed: int, options: tuple) -> Any:
-    return load_dataset(dataset, data_root=data_root, seed=seed, **dict(options))
+def nce_dataset(run: RunParams, preset: NCEPreset) -> ImageDataset:
+    """The dataset the chapter runs on (loaded once per process)."""
+    return run_dataset(run, preset.data)
 
 
-def nce_dataset(cfg: NCEConfig) -> Any:
-    """The dataset an experiment runs on (loaded once per process, then from memory)."""
-    return _load(cfg.dataset, cfg.data_root, cfg.seed, tuple(sorted(cfg.dataset_options.items())))
-
-
-def _subsample(indices: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+def _subsample(indices: np.ndarray, n: int | None, generator: np.random.Generator) -> np.ndarray:
     indices = np.asarray(indices)
     if n is None or n >= indices.size:
         return indices
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(indices, size=n, replace=False))
+    return np.sort(generator.choice(indices, size=n, replace=False))
 
 
-def split_indices(cfg: NCEConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Training and test rows every runner of ``cfg`` uses (seeded subsets of the splits)."""
-    ds = nce_dataset(cfg)
-    train = _subsample(ds.splits["train"], cfg.n_train, cfg.seed)
-    test = _subsample(ds.splits["test"], cfg.n_test, cfg.seed + 1)
+def _rows(run: RunParams, preset: NCEPreset) -> tuple[np.ndarray, np.ndarray]:
+    ds = nce_dataset(run, preset)
+    train = _subsample(ds.splits["train"], preset.n_train, rng(run.seed, "nce", "train-rows"))
+    test = _subsample(ds.splits["test"], preset.n_test, rng(run.seed, "nce", "test-rows"))
     return train, test
 
 
-def majority_error(cfg: NCEConfig, attribute: str) -> float:
-    """Test error of the rule "always predict the training majority" (uses no image at all).
+def visual_difficulty(ds: ImageDataset) -> dict[str, str]:
+    """Attributes the dataset marks as visually ``"trivial"`` or ``"hard"`` (balanced pairs).
 
-    For a binary attribute it is essentially a function of the label entropy ``H(Z)``, the
-    floor below which a network has learned something from the pixels.
+    Glyphs records in ``metadata["visual_difficulty"]`` the attributes designed so that their
+    difficulty is visual rather than statistical; other datasets give an empty mapping.
     """
-    codes = _column(nce_dataset(cfg), attribute)
-    train_idx, test_idx = split_indices(cfg)
-    return float(np.mean(codes[test_idx] != np.bincount(codes[train_idx]).argmax()))
+    return dict(ds.metadata.get("visual_difficulty") or {})
 
 
-def _column(ds: Any, column: str) -> np.ndarray:
-    """Integer codes of a label column over the whole dataset, in the order :func:`as_task` uses."""
-    _, codes = np.unique(ds.column(column), return_inverse=True)
-    return codes.reshape(-1).astype(np.int64)
-
-
-def _identity(cfg: NCEConfig) -> str:
-    if cfg.identity_label is not None:
-        return cfg.identity_label
-    metadata = nce_dataset(cfg).metadata
-    if "identity_column" not in metadata:
-        raise ValueError(
-            f"dataset {cfg.dataset!r} names no identity column; set NCEConfig.identity_label"
-        )
-    return str(metadata["identity_column"])
-
-
-def visual_difficulty(ds: Any) -> dict[str, str]:
-    """Attributes the dataset documents as visually "trivial" or "hard" (Glyphs marks them).
-
-    Read from ``metadata["attribute_descriptions"]``, where Glyphs writes "VISUALLY TRIVIAL" or
-    "VISUALLY HARD" into the description of attributes designed so that their difficulty is
-    visual rather than statistical. Datasets without such notes give an empty mapping.
-    """
-    notes = getattr(ds, "metadata", {}).get("attribute_descriptions") or {}
-    marks = {"VISUALLY TRIVIAL": "trivial", "VISUALLY HARD": "hard"}
-    return {
-        name: label
-        for name, text in notes.items()
-        for mark, label in marks.items()
-        if mark in str(text)
-    }
-
-
-def select_attributes(ds: Any, n: int | None = None) -> list[str]:
+def select_attributes(ds: ImageDataset, n: int | None = None) -> list[str]:
     """Binary attributes of ``ds``: the visually designed ones first, then alternating kinds.
 
-    The attributes :func:`visual_difficulty` marks (Glyphs' visually trivial and visually hard
-    balanced pair) come first, so that every scale includes the case where label statistics
-    fail; the rest alternate between attribute kinds (character, font, appearance, ...), so
-    that the first ``n`` are spread over kinds rather than ``n`` of one kind. Attributes with a
+    The attributes :func:`visual_difficulty` marks come first, so that every scale includes the
+    case where label statistics fail; the rest alternate between attribute kinds (character,
+    font, appearance, ...), so that the first ``n`` are spread over kinds. Attributes with a
     single value are skipped: they define no classification task.
-
-    Parameters
-    ----------
-    ds : ImageDataset
-    n : int or None
-        How many to return (None: all).
     """
     usable = [name for name in ds.attributes if ds.labels[name].nunique() > 1]
     designed = [name for name in visual_difficulty(ds) if name in usable]
@@ -395,124 +302,54 @@ def select_attributes(ds: Any, n: int | None = None) -> list[str]:
     return order if n is None else order[:n]
 
 
-@dataclass(frozen=True)
-class _Network:
-    """A trained network with its train/test outputs (probabilities and features)."""
-
-    label: str
-    from_cache: bool
-    train_probs: np.ndarray
-    train_features: np.ndarray
-    test_probs: np.ndarray
-    test_features: np.ndarray
-    train_labels: np.ndarray
-    test_labels: np.ndarray
-
-
-def _network(
-    cfg: NCEConfig,
-    label: str,
-    train_idx: np.ndarray,
-    test_idx: np.ndarray,
-    epochs: int,
-    progress: bool,
-) -> _Network:
-    """Train (or load) a network for ``label`` on ``train_idx`` and extract its outputs."""
-    ds = nce_dataset(cfg)
-    train_data, test_data = as_task(
-        ds, label, train_indices=train_idx, test_indices=test_idx, seed=cfg.seed
+def _restricted(
+    spec: TaskSpec, train: np.ndarray, test: np.ndarray, name: str | None = None
+) -> TaskSpec:
+    return TaskSpec(
+        name=name or spec.name,
+        target=spec.target,
+        kind=spec.kind,
+        classes=spec.classes,
+        train_indices=train,
+        test_indices=test,
+        params=spec.params,
     )
-    result = train_cached(
-        cfg.model,
-        train_data,
-        test_data,
-        epochs=epochs,
-        lr=cfg.lr,
-        batch_size=cfg.batch_size,
-        seed=cfg.seed,
-        device=cfg.device,
-        cache_dir=cfg.cache_dir,
+
+
+def nce_tasks(run: RunParams, preset: NCEPreset) -> dict[str, TaskSpec]:
+    """The chapter's tasks on its train/test rows: every selected attribute, then the identity.
+
+    Keys are attribute names and ``"identity"``.
+    """
+    ds = nce_dataset(run, preset)
+    train, test = _rows(run, preset)
+    specs = attribute_tasks(ds, select_attributes(ds, preset.n_attributes))
+    tasks = {s.target: _restricted(s, train, test) for s in specs}
+    tasks["identity"] = _restricted(identity_task(ds), train, test)
+    return tasks
+
+
+def _network(run: RunParams, preset: NCEPreset, spec: TaskSpec, progress: bool) -> Network:
+    identity = spec.kind == "identity"
+    training = preset.identity_training if identity else preset.training
+    return train_network(
+        run,
+        nce_dataset(run, preset),
+        spec,
+        training,
+        role="identity" if identity else "source",
         progress=progress,
     )
-    if progress:
-        status = "loaded from cache" if result.from_cache else "trained"
-        tqdm.write(f"network for {label!r} ({len(train_data)} images, {epochs} epochs): {status}")
-    key = config_key(
-        {
-            "model": cfg.model,
-            "label": label,
-            "train": train_data.fingerprint(),
-            "epochs": epochs,
-            "lr": cfg.lr,
-            "batch_size": cfg.batch_size,
-            "seed": cfg.seed,
-        }
-    )
-    outputs = {
-        split: extract(
-            result.model,
-            data.images,
-            outputs=("probs", "features"),
-            device=cfg.device,
-            cache_dir=cfg.cache_dir,
-            cache_key=f"nce-{key}-{split}-{data.fingerprint()}",
-        )
-        for split, data in (("train", train_data), ("test", test_data))
+
+
+def _outputs(
+    run: RunParams, preset: NCEPreset, network: Network, spec: TaskSpec
+) -> dict[str, dict[str, np.ndarray]]:
+    images = nce_dataset(run, preset).images
+    return {
+        split: network_outputs(run, network, images[rows], ("probs", "features"))
+        for split, rows in (("train", spec.train_indices), ("test", spec.test_indices))
     }
-    return _Network(
-        label=label,
-        from_cache=bool(result.from_cache),
-        train_probs=outputs["train"]["probs"],
-        train_features=outputs["train"]["features"],
-        test_probs=outputs["test"]["probs"],
-        test_features=outputs["test"]["features"],
-        train_labels=np.asarray(train_data.labels),
-        test_labels=np.asarray(test_data.labels),
-    )
-
-
-def _store(cfg: NCEConfig, name: str, key_columns: Sequence[str]) -> ResultStore:
-    path = cache_root(cfg.cache_dir) / "experiments" / "nce" / f"{name}-{cfg.result_key()}.csv"
-    return ResultStore(path, key_columns)
-
-
-def _rows(store: ResultStore, column: str, values: Iterable[str], order: Sequence[str]) -> pd.DataFrame:
-    """Stored rows whose ``column`` is in ``values``, in a stable order."""
-    table = store.table()
-    table = table[table[column].astype(str).isin(list(values))]
-    return table.sort_values(list(order), kind="stable").reset_index(drop=True)
-
-
-def _heads(
-    network: _Network,
-    ds: Any,
-    targets: Sequence[str],
-    train_idx: np.ndarray,
-    test_idx: np.ndarray,
-    method: str,
-    **kwargs: Any,
-) -> pd.DataFrame:
-    """Retrain one head per target on the network's frozen features; one row per target.
-
-    Logistic heads are fitted one target at a time (see ``_THEOREM_HEAD``), the others in one
-    call to :func:`~transferlib.training.retrain_heads`.
-    """
-    groups = [[t] for t in targets] if method == "logistic" else [list(targets)]
-    table = pd.concat(
-        [
-            retrain_heads(
-                network.train_features,
-                np.stack([_column(ds, t)[train_idx] for t in group]),
-                network.test_features,
-                np.stack([_column(ds, t)[test_idx] for t in group]),
-                method=method,
-                task_names=group,
-                **kwargs,
-            )
-            for group in groups
-        ]
-    )
-    return table.set_index("task").loc[list(targets)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -520,88 +357,136 @@ def _heads(
 # ------------------------------------------------------------------------------------------------
 
 
+def _transfer_rows(
+    run: RunParams,
+    preset: NCEPreset,
+    source: str,
+    targets: Sequence[str],
+    likelihoods: bool,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    """One source: train (or load) its network, re-train heads for every target, make rows."""
+    tasks = nce_tasks(run, preset)
+    ds = nce_dataset(run, preset)
+    spec = tasks[source]
+    network = _network(run, preset, spec, progress)
+    out = _outputs(run, preset, network, spec)
+    train_rows, test_rows = spec.train_indices, spec.test_indices
+    specs = [tasks[t] for t in targets]
+    if likelihoods:  # Theorem 1: logistic heads to convergence, one target at a time
+        heads = pd.concat(
+            [
+                head_transfer(
+                    run,
+                    ds,
+                    [s],
+                    out["train"]["features"],
+                    train_rows,
+                    out["test"]["features"],
+                    test_rows,
+                    "logistic",
+                    C=preset.theorem_head_c,
+                )
+                for s in specs
+            ]
+        )
+    else:
+        heads = head_transfer(
+            run,
+            ds,
+            specs,
+            out["train"]["features"],
+            train_rows,
+            out["test"]["features"],
+            test_rows,
+            preset.head_method,
+        )
+    z = task_codes(ds, spec, train_rows, "train")
+    l_z = log_likelihood(out["train"]["probs"], z)
+    rows = []
+    for target, (_, head) in zip(targets, heads.iterrows()):
+        y = task_codes(ds, tasks[target], train_rows, "train")
+        ce = conditional_entropy(y, z)
+        row = {
+            "source": source,
+            "target": target,
+            "source_kind": ds.attribute_kinds.get(spec.target, "identity"),
+            "target_kind": ds.attribute_kinds.get(tasks[target].target, "other"),
+            "conditional_entropy": ce,
+            "target_entropy": float(hardness(y)),
+            "test_accuracy": float(head["accuracy"]),
+            "test_error": 1.0 - float(head["accuracy"]),
+            "majority_accuracy": float(head["majority_accuracy"]),
+            "source_test_accuracy": network.test_accuracy,
+            "source_majority_accuracy": network.majority_accuracy,
+            "n_train": int(train_rows.size),
+            "n_test": int(test_rows.size),
+        }
+        if likelihoods:
+            mixture = mixture_log_likelihood(out["train"]["probs"], z, y)
+            head_ll = float(head["train_log_likelihood"])
+            transferred = max(head_ll, mixture)
+            row.update(
+                {
+                    "source_log_likelihood": l_z,
+                    "bound": l_z - ce,
+                    "head_log_likelihood": head_ll,
+                    "mixture_log_likelihood": mixture,
+                    "transferred_log_likelihood": transferred,
+                    "bound_holds": bool(transferred >= l_z - ce - _BOUND_TOLERANCE),
+                    "head_bound_holds": bool(head_ll >= l_z - ce - _BOUND_TOLERANCE),
+                    "test_log_likelihood": float(head["test_log_likelihood"]),
+                }
+            )
+        rows.append(row)
+    return rows
+
+
 def _transfer_sweep(
-    cfg: NCEConfig,
+    run: RunParams,
+    preset: NCEPreset,
     name: str,
     sources: Sequence[str],
     targets: Sequence[str],
-    method: str,
-    make_rows: Callable[[_Network, pd.Series, np.ndarray, np.ndarray], dict],
+    likelihoods: bool,
     progress: bool,
-    head_kwargs: Mapping[str, Any] | None = None,
+    executor: Executor | None,
 ) -> pd.DataFrame:
-    """Shared loop of the transfer runners: per source, train/load, retrain heads, store rows."""
-    ds = nce_dataset(cfg)
-    train_idx, test_idx = split_indices(cfg)
-    store = _store(cfg, name, ("source", "target"))
-    for source in tqdm(sources, desc=name, disable=not progress):
-        todo = [t for t in targets if t != source and not store.has({"source": source, "target": t})]
-        if not todo:
-            continue
-        epochs = cfg.identity_epochs if source == _identity(cfg) else cfg.epochs
-        network = _network(cfg, source, train_idx, test_idx, epochs, progress)
-        heads = _heads(network, ds, todo, train_idx, test_idx, method, **(head_kwargs or {}))
-        z_train = _column(ds, source)[train_idx]
-        for target in todo:
-            y_train = _column(ds, target)[train_idx]
-            row = {
-                "source": source,
-                "target": target,
-                "source_kind": ds.attribute_kinds.get(source, "identity"),
-                "target_kind": ds.attribute_kinds.get(target, "other"),
-                "conditional_entropy": conditional_entropy(y_train, z_train),
-                "target_entropy": float(hardness(y_train)),
-                **make_rows(network, heads.loc[target], z_train, y_train),
-                "n_train": int(train_idx.size),
-                "n_test": int(test_idx.size),
-            }
-            store.append(row)
-    table = _rows(store, "source", sources, ("source", "target"))
-    return table[table["target"].isin(list(targets))].reset_index(drop=True)
+    store = result_store(run, _MODULE, name, ("source", "target"), preset)
+
+    def pairs(source: str) -> list[dict[str, str]]:
+        return [{"source": source, "target": t} for t in targets if t != source]
+
+    compute = functools.partial(_transfer_items, run, preset, tuple(targets), likelihoods, progress)
+    return run_sweep(
+        store, list(sources), compute, keys=pairs, executor=executor, progress=progress, desc=name
+    )
 
 
-def _accuracy_row(network: _Network, head: pd.Series, z_train: np.ndarray, y_train: np.ndarray) -> dict:
-    source_accuracy = float(np.mean(network.test_probs.argmax(axis=1) == network.test_labels))
-    return {
-        "test_accuracy": float(head["accuracy"]),
-        "test_error": 1.0 - float(head["accuracy"]),
-        "source_test_accuracy": source_accuracy,
-    }
+def _transfer_items(
+    run: RunParams,
+    preset: NCEPreset,
+    targets: tuple[str, ...],
+    likelihoods: bool,
+    progress: bool,
+    source: str,
+) -> list[dict[str, Any]]:
+    return _transfer_rows(
+        run, preset, source, [t for t in targets if t != source], likelihoods, progress
+    )
 
 
-def _likelihood_row(network: _Network, head: pd.Series, z_train: np.ndarray, y_train: np.ndarray) -> dict:
-    l_z = log_likelihood(network.train_probs, network.train_labels)
-    ce = float(conditional_entropy(y_train, z_train))
-    head_ll = float(head["train_log_likelihood"])
-    mixture_ll = mixture_log_likelihood(network.train_probs, network.train_labels, y_train)
-    transferred = max(head_ll, mixture_ll)
-    bound = l_z - ce
-    return {
-        "source_log_likelihood": l_z,
-        "bound": bound,
-        "head_log_likelihood": head_ll,
-        "mixture_log_likelihood": mixture_ll,
-        "transferred_log_likelihood": transferred,
-        "bound_holds": bool(transferred >= bound - _BOUND_TOLERANCE),
-        "head_bound_holds": bool(head_ll >= bound - _BOUND_TOLERANCE),
-        "test_log_likelihood": float(head["test_log_likelihood"]),
-        "test_accuracy": float(head["accuracy"]),
-    }
+def _attributes(run: RunParams, preset: NCEPreset) -> list[str]:
+    return [name for name in nce_tasks(run, preset) if name != "identity"]
 
 
-def _attributes(cfg: NCEConfig) -> list[str]:
-    return select_attributes(nce_dataset(cfg), cfg.n_attributes)
-
-
-def _sources(cfg: NCEConfig, n: int | None) -> list[str]:
-    return _attributes(cfg)[: n if n is not None else None]
-
-
-def run_attribute_transfer(cfg: NCEConfig, progress: bool = True) -> pd.DataFrame:
+def run_attribute_transfer(
+    run: RunParams, preset: NCEPreset, *, progress: bool = True, executor: Executor | None = None
+) -> pd.DataFrame:
     """Attribute-to-attribute transferability (§5.1, Fig. 2).
 
     For each source attribute ``Z``: train a network on ``Z``, freeze it, train a head
-    (``cfg.head_method``, a linear SVM as in the paper) on every other attribute ``Y`` from the
+    (``preset.head_method``, a linear SVM as in the paper) on every other attribute ``Y`` from the
     frozen training features and measure its test error. ``H(Y|Z)`` is computed from the
     training labels of ``Y`` and ``Z`` (not from network predictions), as in Eq. (6)-(7).
 
@@ -609,109 +494,118 @@ def run_attribute_transfer(cfg: NCEConfig, progress: bool = True) -> pd.DataFram
     -------
     DataFrame
         One row per (source, target): ``source, target, source_kind, target_kind,
-        conditional_entropy, target_entropy, test_accuracy, test_error, source_test_accuracy,
-        n_train, n_test``.
+        conditional_entropy, target_entropy, test_accuracy, test_error, majority_accuracy,
+        source_test_accuracy, source_majority_accuracy, n_train, n_test``.
     """
+    attributes = _attributes(run, preset)
+    sources = attributes[: preset.n_sources]
     return _transfer_sweep(
-        cfg,
-        f"attribute-transfer-{cfg.head_method}",
-        _sources(cfg, cfg.n_sources),
-        _attributes(cfg),
-        cfg.head_method,
-        _accuracy_row,
+        run,
+        preset,
+        f"attribute-transfer-{preset.head_method}",
+        sources,
+        attributes,
+        False,
         progress,
+        executor,
     )
 
 
-def run_theorem_check(cfg: NCEConfig, progress: bool = True) -> pd.DataFrame:
+def run_theorem_check(
+    run: RunParams, preset: NCEPreset, *, progress: bool = True, executor: Executor | None = None
+) -> pd.DataFrame:
     """Empirical check of Theorem 1 (Eq. 10) on trained networks.
 
-    For each of the first ``cfg.n_theorem_sources`` source attributes and every other attribute:
-    the source network's training log-likelihood ``l_Z``, the bound ``l_Z - H(Y|Z)``, the
-    training log-likelihood of a logistic head fitted to convergence on the frozen features
+    For each of the first ``preset.n_theorem_sources`` source attributes and every other
+    attribute: the source network's training log-likelihood ``l_Z``, the bound ``l_Z - H(Y|Z)``,
+    the training log-likelihood of a logistic head fitted to convergence on the frozen features
     (the space K' of Discussion 2), that of the paper's constructed head ``k-bar`` (Eq. 9), and
-    the transferred log-likelihood ``max`` of the two (the optimum over ``K = K' + {k-bar}``).
+    the transferred log-likelihood, the larger of the two (the optimum over ``K = K' + {k-bar}``).
 
     Returns
     -------
     DataFrame
-        One row per (source, target) with ``conditional_entropy, source_log_likelihood, bound,
+        The columns of :func:`run_attribute_transfer` and ``source_log_likelihood, bound,
         head_log_likelihood, mixture_log_likelihood, transferred_log_likelihood, bound_holds,
-        head_bound_holds, test_log_likelihood, test_accuracy`` and the kinds and sizes.
+        head_bound_holds, test_log_likelihood``.
     """
+    attributes = _attributes(run, preset)
+    sources = attributes[: preset.n_theorem_sources]
     return _transfer_sweep(
-        cfg,
-        "theorem-check",
-        _sources(cfg, cfg.n_theorem_sources),
-        _attributes(cfg),
-        "logistic",
-        _likelihood_row,
-        progress,
-        head_kwargs=_THEOREM_HEAD,
+        run, preset, "theorem-check", sources, attributes, True, progress, executor
     )
 
 
-def run_dedicated(cfg: NCEConfig, progress: bool = True) -> pd.DataFrame:
-    """Dedicated network per attribute: one network trained from scratch for each attribute.
+def _dedicated_row(
+    run: RunParams, preset: NCEPreset, progress: bool, attribute: str
+) -> dict[str, Any]:
+    ds = nce_dataset(run, preset)
+    spec = nce_tasks(run, preset)[attribute]
+    network = _network(run, preset, spec, progress)
+    out = _outputs(run, preset, network, spec)
+    train_codes = task_codes(ds, spec, spec.train_indices, "train")
+    test_codes = task_codes(ds, spec, spec.test_indices, "test")
+    return {
+        "attribute": attribute,
+        "kind": ds.attribute_kinds.get(attribute, "other"),
+        "hardness": float(hardness(train_codes)),
+        "dedicated_accuracy": network.test_accuracy,
+        "dedicated_error": 1.0 - network.test_accuracy,
+        "dedicated_train_accuracy": network.train_accuracy,
+        "majority_accuracy": majority_accuracy(train_codes, test_codes),
+        "beats_baseline": network.beats_baseline(),
+        "dedicated_train_log_likelihood": log_likelihood(out["train"]["probs"], train_codes),
+        "dedicated_test_log_likelihood": log_likelihood(out["test"]["probs"], test_codes),
+        "epochs": len(network.history),
+        "seconds": float(network.history["seconds"].iloc[-1]),
+        "n_train": int(spec.train_indices.size),
+        "n_test": int(spec.test_indices.size),
+    }
 
-    These networks are the same cached networks the §5.1 sweep uses as sources.
+
+def run_dedicated(
+    run: RunParams, preset: NCEPreset, *, progress: bool = True, executor: Executor | None = None
+) -> pd.DataFrame:
+    """One network trained from scratch for each attribute (the §5.1 sources are among them).
 
     Returns
     -------
     DataFrame
         One row per attribute: ``attribute, kind, hardness (= H(Z|C) = H(Z) on the training
-        labels), dedicated_accuracy, dedicated_error, dedicated_train_log_likelihood,
-        dedicated_test_log_likelihood, n_train, n_test``.
+        labels), dedicated_accuracy, dedicated_error, dedicated_train_accuracy,
+        majority_accuracy, beats_baseline, dedicated_train_log_likelihood,
+        dedicated_test_log_likelihood, epochs, seconds, n_train, n_test``.
     """
-    ds = nce_dataset(cfg)
-    train_idx, test_idx = split_indices(cfg)
-    attributes = _attributes(cfg)
-    store = _store(cfg, "dedicated", ("attribute",))
-    for attribute in tqdm(attributes, desc="dedicated networks", disable=not progress):
-        if store.has({"attribute": attribute}):
-            continue
-        network = _network(cfg, attribute, train_idx, test_idx, cfg.epochs, progress)
-        accuracy = float(np.mean(network.test_probs.argmax(axis=1) == network.test_labels))
-        store.append(
-            {
-                "attribute": attribute,
-                "kind": ds.attribute_kinds.get(attribute, "other"),
-                "hardness": float(hardness(_column(ds, attribute)[train_idx])),
-                "dedicated_accuracy": accuracy,
-                "dedicated_error": 1.0 - accuracy,
-                "dedicated_train_log_likelihood": log_likelihood(
-                    network.train_probs, network.train_labels
-                ),
-                "dedicated_test_log_likelihood": log_likelihood(
-                    network.test_probs, network.test_labels
-                ),
-                "n_train": int(train_idx.size),
-                "n_test": int(test_idx.size),
-            }
-        )
-    table = _rows(store, "attribute", attributes, ("attribute",))
-    return table.set_index("attribute").loc[attributes].reset_index()
+    store = result_store(run, _MODULE, "dedicated", ("attribute",), preset)
+    compute = functools.partial(_dedicated_row, run, preset, progress)
+    return run_sweep(
+        store,
+        _attributes(run, preset),
+        compute,
+        keys=lambda a: [{"attribute": a}],
+        executor=executor,
+        progress=progress,
+        desc="dedicated networks",
+    )
 
 
-def run_hardness(cfg: NCEConfig, progress: bool = True) -> pd.DataFrame:
-    """Task hardness (§5.3, Fig. 6): ``H(Z|C)`` of every attribute versus its dedicated error.
-
-    Returns
-    -------
-    DataFrame
-        The :func:`run_dedicated` table (one row per attribute, ``hardness`` and
-        ``dedicated_error`` among its columns), with the dataset name added.
-    """
-    table = run_dedicated(cfg, progress)
-    return table.assign(dataset=cfg.dataset)
+def run_hardness(
+    run: RunParams, preset: NCEPreset, *, progress: bool = True, executor: Executor | None = None
+) -> pd.DataFrame:
+    """Task hardness (§5.3, Fig. 6): :func:`run_dedicated` with the dataset name added."""
+    return run_dedicated(run, preset, progress=progress, executor=executor).assign(
+        dataset=run.dataset
+    )
 
 
-def run_identity_transfer(cfg: NCEConfig, progress: bool = True) -> pd.DataFrame:
+def run_identity_transfer(
+    run: RunParams, preset: NCEPreset, *, progress: bool = True, executor: Executor | None = None
+) -> pd.DataFrame:
     """Identity-to-attribute transfer (§5.2, Table 1, Figs. 3-4).
 
-    A recognition network is trained on ``cfg.identity_label`` (the character class on Glyphs),
-    frozen, and a head (linear SVM) is trained for every attribute on its features. Each row
-    also carries the attribute's dedicated network (:func:`run_dedicated`).
+    A recognition network is trained on the identity label (the character on Glyphs), frozen,
+    and a head (linear SVM) is trained for every attribute on its features. Each row also
+    carries the attribute's dedicated network (:func:`run_dedicated`).
 
     Returns
     -------
@@ -719,19 +613,20 @@ def run_identity_transfer(cfg: NCEConfig, progress: bool = True) -> pd.DataFrame
         One row per attribute, sorted by increasing ``ce_given_identity`` (decreasing
         transferability): ``attribute, kind, ce_given_identity, hardness, transferred_accuracy,
         transferred_error, dedicated_accuracy, transfer_gain (= transferred - dedicated),
-        identity_test_accuracy, n_train, n_test``.
+        majority_accuracy, identity_test_accuracy, n_train, n_test``.
     """
-    attributes = _attributes(cfg)
+    attributes = _attributes(run, preset)
     transfer = _transfer_sweep(
-        cfg,
-        f"identity-transfer-{cfg.head_method}",
-        [_identity(cfg)],
+        run,
+        preset,
+        f"identity-transfer-{preset.head_method}",
+        ["identity"],
         attributes,
-        cfg.head_method,
-        _accuracy_row,
+        False,
         progress,
+        executor,
     )
-    dedicated = run_dedicated(cfg, progress)
+    dedicated = run_dedicated(run, preset, progress=progress, executor=executor)
     table = transfer.rename(
         columns={
             "target": "attribute",
@@ -743,73 +638,121 @@ def run_identity_transfer(cfg: NCEConfig, progress: bool = True) -> pd.DataFrame
     table["transferred_error"] = 1.0 - table["transferred_accuracy"]
     table["transfer_gain"] = table["transferred_accuracy"] - table["dedicated_accuracy"]
     columns = [
-        "attribute", "kind", "ce_given_identity", "hardness", "transferred_accuracy",
-        "transferred_error", "dedicated_accuracy", "transfer_gain", "identity_test_accuracy",
-        "n_train", "n_test",
+        "attribute",
+        "kind",
+        "ce_given_identity",
+        "hardness",
+        "transferred_accuracy",
+        "transferred_error",
+        "dedicated_accuracy",
+        "transfer_gain",
+        "majority_accuracy",
+        "identity_test_accuracy",
+        "n_train",
+        "n_test",
     ]
-    return table[columns].sort_values(
-        ["ce_given_identity", "hardness"], ascending=[True, False], kind="stable"
-    ).reset_index(drop=True)
+    return (
+        table[columns]
+        .sort_values(["ce_given_identity", "hardness"], ascending=[True, False], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
-def run_training_size_curve(cfg: NCEConfig, progress: bool = True) -> pd.DataFrame:
+def _size_rows(
+    run: RunParams, preset: NCEPreset, progress: bool, item: tuple[str, int]
+) -> list[dict[str, Any]]:
+    attribute, n = item
+    ds = nce_dataset(run, preset)
+    tasks = nce_tasks(run, preset)
+    full, identity_spec = tasks[attribute], tasks["identity"]
+    order = rng(run.seed, "nce", "size-curve-order").permutation(full.train_indices)
+    subset = np.sort(order[:n])
+    # At the full size the dedicated network is the chapter's network of the attribute.
+    spec = (
+        full
+        if n == full.train_indices.size
+        else _restricted(full, subset, full.test_indices, name=f"{full.name}-n{n}")
+    )
+    epochs = max(
+        preset.training.epochs, round(preset.training.epochs * full.train_indices.size / n)
+    )
+    training = preset.training.replace({"epochs": epochs})
+    dedicated = train_network(run, ds, spec, training, role="dedicated", progress=progress)
+    identity = _network(run, preset, identity_spec, progress)
+    out = _outputs(run, preset, identity, identity_spec)
+    positions = np.searchsorted(identity_spec.train_indices, subset)
+    head = head_transfer(
+        run,
+        ds,
+        [spec],
+        out["train"]["features"][positions],
+        subset,
+        out["test"]["features"],
+        identity_spec.test_indices,
+        preset.head_method,
+    ).iloc[0]
+    return [
+        {
+            "attribute": attribute,
+            "n": n,
+            "method": "dedicated",
+            "accuracy": dedicated.test_accuracy,
+            "epochs": epochs,
+        },
+        {
+            "attribute": attribute,
+            "n": n,
+            "method": "transferred",
+            "accuracy": float(head["accuracy"]),
+            "epochs": 0,
+        },
+    ]
+
+
+def run_training_size_curve(
+    run: RunParams,
+    preset: NCEPreset,
+    *,
+    progress: bool = True,
+    attributes: Sequence[str] | None = None,
+    executor: Executor | None = None,
+) -> pd.DataFrame:
     """Accuracy versus training-set size, dedicated versus transferred (Fig. 5).
 
-    For each size ``n`` in ``cfg.train_sizes`` (nested random subsets of the training images):
-    a dedicated network trained from scratch on ``n`` attribute labels, against a linear SVM on
-    ``n`` attribute labels over the frozen features of the identity network (trained once, on
-    the identity labels of the whole training set: identity labels are the plentiful ones, as
-    the paper's recognition network was trained on other data). The dedicated networks get
-    ``epochs * n_train / n`` epochs, so every size sees the same number of gradient steps.
+    For each size ``n`` in ``preset.train_sizes`` (nested random subsets of the training
+    images): a dedicated network trained from scratch on ``n`` attribute labels, against a linear
+    SVM on ``n`` attribute labels over the frozen features of the identity network (trained
+    once, on the identity labels of the whole training set: identity labels are the plentiful
+    ones, as the paper's recognition network was trained on other data). The dedicated networks
+    get ``epochs * n_train / n`` epochs, so every size sees the same number of gradient steps.
 
-    Without ``cfg.curve_attributes`` the attributes are the most transferable from identity
-    (lowest ``H(attribute | identity)``, ties broken by the higher entropy) and the least.
+    Without ``attributes``, the most transferable attribute from identity (lowest
+    ``H(attribute | identity)``, ties broken by the higher entropy) and the least.
 
     Returns
     -------
     DataFrame
-        One row per (attribute, n, method) with ``accuracy``; ``method`` is "dedicated" or
-        "transferred". Attributes keep their order (most transferable first by default).
+        One row per (attribute, n, method) with ``accuracy`` and ``epochs``; ``method`` is
+        ``"dedicated"`` or ``"transferred"``.
     """
-    ds = nce_dataset(cfg)
-    train_idx, test_idx = split_indices(cfg)
-    if cfg.curve_attributes is None:
-        identity = run_identity_transfer(cfg, progress)
+    if attributes is None:
+        identity = run_identity_transfer(run, preset, progress=progress, executor=executor)
         attributes = [identity["attribute"].iloc[0], identity["attribute"].iloc[-1]]
-    else:
-        attributes = list(cfg.curve_attributes)
-    sizes = sorted({min(int(n), train_idx.size) for n in cfg.train_sizes})
-    order = np.random.default_rng(cfg.seed + 2).permutation(train_idx)
-    store = _store(cfg, "training-size", ("attribute", "n", "method"))
-    todo = [
-        (a, n) for a in attributes for n in sizes
-        if not all(store.has({"attribute": a, "n": n, "method": m}) for m in ("dedicated", "transferred"))
-    ]
-    if todo:
-        identity_net = _network(
-            cfg, _identity(cfg), train_idx, test_idx, cfg.identity_epochs, progress
-        )
-    for attribute, n in tqdm(todo, desc="training-size curve", disable=not progress):
-        subset = np.sort(order[:n])
-        epochs = max(cfg.epochs, round(cfg.epochs * train_idx.size / n))
-        dedicated = _network(cfg, attribute, subset, test_idx, epochs, progress)
-        rows = np.searchsorted(train_idx, subset)  # train_idx is sorted
-        subset_net = dataclasses.replace(
-            identity_net, train_features=identity_net.train_features[rows]
-        )
-        head = _heads(subset_net, ds, [attribute], subset, test_idx, cfg.head_method)
-        accuracies = {
-            "dedicated": float(np.mean(dedicated.test_probs.argmax(axis=1) == dedicated.test_labels)),
-            "transferred": float(head.loc[attribute, "accuracy"]),
-        }
-        for method, accuracy in accuracies.items():
-            store.append({"attribute": attribute, "n": n, "method": method, "accuracy": accuracy,
-                          "epochs": epochs if method == "dedicated" else 0})
-    table = store.table()
-    table = table[table["attribute"].isin(attributes) & table["n"].isin(sizes)]
-    rank = table["attribute"].map({a: i for i, a in enumerate(attributes)})
-    return table.assign(_rank=rank).sort_values(["_rank", "method", "n"], kind="stable").drop(
-        columns="_rank").reset_index(drop=True)
+    n_train = nce_tasks(run, preset)["identity"].train_indices.size
+    sizes = sorted({min(int(n), n_train) for n in preset.train_sizes})
+    items = [(a, n) for a in attributes for n in sizes]
+    store = result_store(run, _MODULE, "training-size", ("attribute", "n", "method"), preset)
+    return run_sweep(
+        store,
+        items,
+        functools.partial(_size_rows, run, preset, progress),
+        keys=lambda item: [
+            {"attribute": item[0], "n": item[1], "method": m} for m in ("dedicated", "transferred")
+        ],
+        executor=executor,
+        progress=progress,
+        desc="training-size curve",
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -817,24 +760,13 @@ def run_training_size_curve(cfg: NCEConfig, progress: bool = True) -> pd.DataFra
 # ------------------------------------------------------------------------------------------------
 
 
-def correlation_summary(
-    table: pd.DataFrame, x: str, y: str, by: str | None = None
-) -> pd.DataFrame:
+def correlation_summary(table: pd.DataFrame, x: str, y: str, by: str | None = None) -> pd.DataFrame:
     """Pearson correlation and least-squares line of ``y`` on ``x``, per group.
-
-    Parameters
-    ----------
-    table : DataFrame
-    x, y : str
-        Columns (e.g. ``"conditional_entropy"`` and ``"test_error"``).
-    by : str or None
-        Group column (e.g. ``"source"``); None summarises the whole table.
 
     Returns
     -------
     DataFrame
-        One row per group: ``n, r, p_value, slope, intercept`` (from
-        :func:`transferlib.evaluation.linear_fit_with_ci`).
+        One row per group (or one row without ``by``): ``n, r, p_value, slope, intercept``.
     """
     groups = [(None, table)] if by is None else list(table.groupby(by, sort=False))
     rows = []
@@ -858,6 +790,14 @@ def identity_table(identity: pd.DataFrame, k: int = 5) -> pd.DataFrame:
     body = shown.set_index("attribute")[
         ["ce_given_identity", "dedicated_accuracy", "transferred_accuracy"]
     ].T
-    body["Average (all)"] = [np.nan, table["dedicated_accuracy"].mean(), table["transferred_accuracy"].mean()]
-    body.index = ["CE (decreasing transferability)", "Dedicated network", "Transfer (identity + head)"]
+    body["Average (all)"] = [
+        np.nan,
+        table["dedicated_accuracy"].mean(),
+        table["transferred_accuracy"].mean(),
+    ]
+    body.index = [
+        "CE (decreasing transferability)",
+        "Dedicated network",
+        "Transfer (identity + head)",
+    ]
     return body

@@ -7,17 +7,15 @@
 - :func:`retrain_head`, :func:`retrain_heads` — a new head on frozen features
   ("logistic", "sgd" = LEEP protocol, "linear_svm" = Tran et al.), one task or
   many at once (:class:`HeadResult`).
-- :func:`train_cached`, :func:`fine_tune_cached`, :func:`run_tasks` — the same,
-  cached on disk and resumable.
+- :func:`train_cached`, :func:`fine_tune_cached` — the same, cached on disk.
 """
 
-from transferlib.training.cached import fine_tune_cached, run_tasks, train_cached
+from transferlib.training.cached import fine_tune_cached, train_cached
 from transferlib.training.device import resolve_device, seed_everything
-from transferlib.training.extract import EXTRACT_VERSION, extract
+from transferlib.training.extract import extract
 from transferlib.training.heads import HEAD_METHODS, HeadResult, retrain_head, retrain_heads
 from transferlib.training.loop import (
     SCHEDULES,
-    TRAINING_VERSION,
     TrainResult,
     augment_batch,
     fine_tune,
@@ -26,10 +24,8 @@ from transferlib.training.loop import (
 )
 
 __all__ = [
-    "EXTRACT_VERSION",
     "HEAD_METHODS",
     "SCHEDULES",
-    "TRAINING_VERSION",
     "HeadResult",
     "TrainResult",
     "augment_batch",
@@ -39,7 +35,6 @@ __all__ = [
     "resolve_device",
     "retrain_head",
     "retrain_heads",
-    "run_tasks",
     "seed_everything",
     "train",
     "train_cached",

@@ -3,7 +3,8 @@
 A trained network is stored under ``cache_root(cache_dir)/models/<key>.pt``
 with its history, where ``key`` hashes the full configuration: model name and
 constructor arguments, a content hash of the training and test data, the seed,
-every hyper-parameter and :data:`~transferlib.training.loop.TRAINING_VERSION`.
+every hyper-parameter and the code version of the training loop and the models
+(:func:`transferlib.provenance.code_version`), so a change to that code retrains.
 The device is not part of the key: a model trained on a GPU is reused on a
 CPU. Storage goes through :func:`transferlib.cache.load_or_build`: a network is
 trained once even when several processes ask for it, and a damaged file is
@@ -13,21 +14,21 @@ detected and retrained.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from transferlib._progress import tqdm
-from transferlib.cache import ResultStore, config_key, load_or_build, load_torch, save_torch
+from transferlib.cache import config_key, load_or_build, load_torch, save_torch
 from transferlib.models import TransferModel, build_model
+from transferlib.provenance import code_version
 from transferlib.training import loop
 from transferlib.training.device import resolve_device
-from transferlib.training.loop import TRAINING_VERSION, TrainResult, _num_classes
+from transferlib.training.loop import TrainResult, _num_classes
 
-__all__ = ["fine_tune_cached", "run_tasks", "train_cached"]
+__all__ = ["fine_tune_cached", "train_cached"]
 
 
 def _data_key(data: Any) -> str | None:
@@ -42,7 +43,7 @@ def _data_key(data: Any) -> str | None:
 def _cached(config: Mapping[str, Any], make_model: Callable[[], TransferModel],
             run: Callable[[], TrainResult], cache_dir: str | Path | None,
             device: str | torch.device) -> TrainResult:
-    key = config_key({**config, "version": TRAINING_VERSION})
+    key = config_key({**config, "code": code_version("transferlib.training.loop")})
 
     def save(path: Path, result: TrainResult) -> None:
         state = {name: value.detach().cpu() for name, value in result.model.state_dict().items()}
@@ -83,6 +84,7 @@ def train_cached(
     cache_dir: str | Path | None = None,
     model_kwargs: dict[str, Any] | None = None,
     progress: bool = True,
+    desc: str = "train",
     **train_kwargs: Any,
 ) -> TrainResult:
     """:func:`~transferlib.training.train_from_scratch`, or its cached result.
@@ -95,7 +97,8 @@ def train_cached(
         Where to train (not part of the cache key).
     cache_dir : path, optional
         Cache root (see :func:`transferlib.cache.cache_root`).
-    progress : bool
+    progress, desc : bool, str
+        Progress bar and its label (not part of the key).
     **train_kwargs
         Further options of :func:`~transferlib.training.train` (momentum,
         weight_decay, schedule, augment, ...); all are part of the key.
@@ -118,7 +121,7 @@ def train_cached(
         lambda: build_model(model_name, num_classes, **model_kwargs),
         lambda: loop.train_from_scratch(model_name, train_data, test_data, epochs, lr, batch_size,
                                         seed=seed, model_kwargs=model_kwargs, device=device,
-                                        progress=progress, **train_kwargs),
+                                        progress=progress, desc=desc, **train_kwargs),
         cache_dir, device,
     )
 
@@ -136,6 +139,7 @@ def fine_tune_cached(
     device: str | torch.device = "auto",
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    desc: str = "fine-tune",
     **train_kwargs: Any,
 ) -> TrainResult:
     """:func:`~transferlib.training.fine_tune`, or its cached result.
@@ -167,47 +171,6 @@ def fine_tune_cached(
         config, make_model,
         lambda: loop.fine_tune(source_model, train_data, test_data, epochs, lr, backbone_lr_multiplier,
                                batch_size=batch_size, seed=seed, device=device, progress=progress,
-                               **train_kwargs),
+                               desc=desc, **train_kwargs),
         cache_dir, device,
     )
-
-
-def run_tasks(
-    store: ResultStore,
-    tasks: Iterable[Mapping[str, Any]],
-    run: Callable[[Mapping[str, Any]], Mapping[str, Any]],
-    *,
-    progress: bool = True,
-    desc: str = "tasks",
-) -> pd.DataFrame:
-    """Run every task whose key is not yet in ``store``, appending one row each.
-
-    Parameters
-    ----------
-    store : ResultStore
-        Where finished rows live; its ``key_columns`` identify a task.
-    tasks : iterable of mappings
-        Each holds at least the store's key columns (and whatever ``run`` needs).
-    run : callable
-        ``run(task) -> row``; the stored row is ``{**key columns, **row}``.
-    progress : bool
-    desc : str
-
-    Returns
-    -------
-    pandas.DataFrame
-        The whole store after the run. An interrupted sweep (exception,
-        Ctrl-C, killed process) keeps every finished row; running it again
-        computes only the missing tasks. Processes running the same sweep on
-        one store share the work: each task is computed by one of them.
-    """
-    tasks = list(tasks)
-    pending = [task for task in tasks if not store.has(task)]
-    for task in tqdm(pending, desc=desc, disable=not progress):
-        with store.task_lock(task):
-            store.refresh()  # another process sharing the store may have finished it meanwhile
-            if store.has(task):
-                continue
-            row = dict(run(task))
-            store.append({**{column: task[column] for column in store.key_columns}, **row})
-    return store.table()

@@ -33,6 +33,7 @@ penalty and several times cheaper for 1280-d features.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from collections.abc import Sequence
@@ -288,8 +289,16 @@ def _fit_logistic(x: torch.Tensor, codes: torch.Tensor, class_mask: torch.Tensor
     return _LinearHeads(weight, bias, mean, std, class_mask)
 
 
+def _task_stream(seed: int, name: str) -> int:
+    """Seed of the named stream ``[seed, name]``: a task shuffles the same way whichever other
+    tasks share its batch (never ``seed + t``, which collides with another seed's streams)."""
+    word = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+    return int(np.random.SeedSequence([seed, word]).generate_state(1)[0])
+
+
 def _fit_sgd(x: torch.Tensor, codes: torch.Tensor, class_mask: torch.Tensor, *, lr: float,
-             batch_size: int, epochs: int, seed: int, progress: bool, **_: Any) -> _LinearHeads:
+             batch_size: int, epochs: int, seed: int, names: Sequence[str], progress: bool,
+             **_: Any) -> _LinearHeads:
     tasks, kmax = class_mask.shape
     dim, device = x.shape[1], x.device
     mean, std = _standardisation(x, codes)
@@ -302,7 +311,7 @@ def _fit_sgd(x: torch.Tensor, codes: torch.Tensor, class_mask: torch.Tensor, *, 
     for t in range(tasks):
         rows = torch.nonzero(codes[t] >= 0)[:, 0]
         positions[t, : len(rows)] = rows
-    generators = [torch.Generator().manual_seed(seed + t) for t in range(tasks)]
+    generators = [torch.Generator().manual_seed(_task_stream(seed, name)) for name in names]
     steps = math.ceil(nmax / batch_size)
     slot = torch.arange(batch_size, device=device)
     neg_inf = torch.where(class_mask, 0.0, -math.inf).to(x.dtype)[:, None, :]
@@ -390,7 +399,7 @@ def retrain_heads(
     method: str = "logistic",
     *,
     task_names: Sequence[str] | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     progress: bool = False,
     **kwargs: Any,
 ) -> pd.DataFrame:
@@ -411,12 +420,12 @@ def retrain_heads(
     task_names : sequence of str, optional
         Names for the ``task`` column (default ``"0"``, ``"1"``, ...).
     device : str or torch.device
-        Where the batched solvers run (default CPU).
+        Where the batched solvers run (``"auto"``: a GPU when there is one).
     progress : bool
     **kwargs
         Method options: logistic ``C=1.0, max_iter=1000, tol=1e-5``; sgd
-        ``lr=0.01, batch_size=10, epochs=100, seed=0`` (task ``t`` uses seed
-        ``seed + t``, so row ``t`` equals ``retrain_head(..., seed=seed + t)``);
+        ``lr=0.01, batch_size=10, epochs=100, seed=0`` (each task shuffles with the named
+        stream ``[seed, task name]``, so its head does not depend on the other tasks);
         linear_svm ``C=1.0, max_iter=10000, tol=1e-4``.
 
     Returns
@@ -449,7 +458,7 @@ def retrain_heads(
     dev = resolve_device(device)
     train_codes_t = torch.from_numpy(train_codes)
     heads = _SOLVERS[method](x_train.to(dev), train_codes_t.to(dev), class_mask.to(dev),
-                             progress=progress, **options)
+                             names=names, progress=progress, **options)
     with torch.no_grad():
         train_scores = _scores(heads.logits(x_train.to(dev)).cpu(), train_codes_t, kmax)
         test_scores = _scores(heads.logits(x_test.to(dev)).cpu(), torch.from_numpy(test_codes), kmax)

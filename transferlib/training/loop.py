@@ -29,16 +29,12 @@ from transferlib.training.extract import batched_outputs
 
 __all__ = [
     "SCHEDULES",
-    "TRAINING_VERSION",
     "TrainResult",
     "augment_batch",
     "fine_tune",
     "train",
     "train_from_scratch",
 ]
-
-#: Part of every trained-model cache key; bump when training semantics change.
-TRAINING_VERSION = "1"
 
 SCHEDULES = ("cosine", "step", "constant")
 
