@@ -103,6 +103,8 @@ def test_damaged_model_is_reported_once_moved_aside_and_retrained(root, damage, 
     assert str(path) in message and "moved to" in message
     assert not retrained.from_cache
     assert any(name.endswith(path.name) for name in _quarantined(root))
+    (moved,) = [e for e in cache.cache_entries(root) if e.kind == cache.QUARANTINE]
+    assert moved.path.name.endswith(path.name)
     for name, value in first.model.state_dict().items():
         torch.testing.assert_close(retrained.model.state_dict()[name], value, rtol=0, atol=0)
     assert _train(root).from_cache

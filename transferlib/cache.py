@@ -428,24 +428,19 @@ def _find_root(path: Path) -> Path | None:
     return next((p for p in path.absolute().parents if (p / CACHE_MARKER).is_file()), None)
 
 
-def _move_aside(paths: Iterable[Path], root: Path | None) -> Path:
-    """Move files to the quarantine folder of their cache (or a ``quarantine`` folder beside
-    them outside a cache); return the folder."""
-    paths = list(paths)
-    base = paths[0].absolute().parent
-    if root is None:
-        folder = base / QUARANTINE
-    else:
-        root = root.absolute()
-        folder = root / QUARANTINE / base.relative_to(root)
+def _move_aside(path: Path) -> Path:
+    """Move a file and its manifest to the quarantine folder of its cache (a ``quarantine``
+    folder beside it outside a cache), keeping the manifest's scale; return the new path."""
+    base, root = path.absolute().parent, _find_root(path)
+    folder = base / QUARANTINE if root is None else root / QUARANTINE / base.relative_to(root)
     folder.mkdir(parents=True, exist_ok=True)
-    prefix = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}-"
-    for path in paths:
-        try:
-            os.replace(path, folder / f"{prefix}{path.name}")
-        except FileNotFoundError:
-            pass
-    return folder
+    moved = folder / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}-{path.name}"
+    manifest = _manifest_path(path)
+    for source, target in ((path, moved), (manifest, _manifest_path(moved))):
+        if source.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+    return moved
 
 
 def artifact_path(
@@ -554,9 +549,9 @@ def load_or_build(
         if found:
             return value, True
         if problem is not None:
-            folder = _move_aside([path, _manifest_path(path)], path.parents[1])
+            moved = _move_aside(path)
             warnings.warn(
-                f"cache file {path} {problem}; moved to {folder} and rebuilt",
+                f"cache file {path} {problem}; moved to {moved} and rebuilt",
                 CacheWarning,
                 stacklevel=2,
             )
@@ -722,7 +717,9 @@ class ResultStore:
         if not self.key_columns:
             raise ValueError("ResultStore needs at least one key column")
         self.scale = _resolve_scale(scale)
-        self._lock = _lock(self.path)
+        # Fixed once: whoever opens the store later looks in the same places.
+        self._lock, self._manifest = _lock(self.path), _manifest_path(self.path)
+        self._task_locks = _sidecar(self.path, LOCKS, ".tasks")
         self._reset()
         self.refresh()
 
@@ -827,17 +824,16 @@ class ResultStore:
                 problem = "no row matches its checksum (the header or every row was altered)"
             if problem is None and not bad:
                 return
-            root = _find_root(self.path)
             if problem is not None:
-                folder = _move_aside([self.path, _manifest_path(self.path)], root)
-                message = f"result table {self.path} is unusable: {problem}; moved to {folder}"
+                moved = _move_aside(self.path)
+                message = f"result table {self.path} is unusable: {problem}; moved to {moved}"
                 self._reset()
             else:
-                folder = self._reject(bad, root)
+                moved = self._reject(bad)
                 lines = "; ".join(f"line {number}: {reason}" for number, _, reason in bad)
                 message = (
                     f"result table {self.path}: dropped {len(bad)} damaged row(s) ({lines}); "
-                    f"moved to {folder}, their tasks will be recomputed"
+                    f"moved to {moved}, their tasks will be recomputed"
                 )
                 kept = self._header + "".join(
                     _csv_line([*cells, _row_checksum(self._header, cells)]) for cells in self._rows
@@ -847,10 +843,10 @@ class ResultStore:
                 self._read_new()
             warnings.warn(message, CacheWarning, stacklevel=3)
 
-    def _reject(self, bad: list[tuple[int, bytes, str]], root: Path | None) -> Path:
+    def _reject(self, bad: list[tuple[int, bytes, str]]) -> Path:
         rejected = self.path.with_name(f"{self.path.name}.rejected")
         rejected.write_bytes(b"".join(line for _, line, _ in bad))
-        return _move_aside([rejected], root)
+        return _move_aside(rejected)
 
     # -- public -------------------------------------------------------------------------------
     def _key(self, row: Mapping[str, Any]) -> tuple[str, ...]:
@@ -870,9 +866,8 @@ class ResultStore:
     def task_lock(self, key: Mapping[str, Any]) -> FileLock:
         """A file lock for one task (not acquired), so that processes sharing the store split
         the work: hold it while checking :meth:`has` after :meth:`refresh` and computing."""
-        folder = _sidecar(self.path, LOCKS, ".tasks")
-        folder.mkdir(parents=True, exist_ok=True)
-        return FileLock(folder / f"{config_key(list(self._key(key)))}.lock")
+        self._task_locks.mkdir(parents=True, exist_ok=True)
+        return FileLock(self._task_locks / f"{config_key(list(self._key(key)))}.lock")
 
     def append(self, row: Mapping[str, Any]) -> bool:
         """Store one finished task; return False (writing nothing) if its key is already stored.
@@ -927,7 +922,7 @@ class ResultStore:
             "scale": self.scale,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        atomic_write_bytes(_manifest_path(self.path), json.dumps(manifest, indent=2).encode())
+        atomic_write_bytes(self._manifest, json.dumps(manifest, indent=2).encode())
 
     def table(self) -> pd.DataFrame:
         """All stored rows, after a :meth:`refresh`, as a DataFrame (numbers parsed back from text)."""
