@@ -219,8 +219,9 @@ def run_notebook(
     """Execute a MyST notebook with papermill and return the path of the executed ``.ipynb``.
 
     Every parameter is checked before a kernel starts. The kernel runs with
-    ``$TRANSFERLIB_SCALE`` set to the run's scale and, when ``cache_dir`` is given,
-    ``$TRANSFERLIB_CACHE`` set to it, so that everything the notebook caches goes to that folder.
+    ``$TRANSFERLIB_SCALE`` set to the run's scale and ``$TRANSFERLIB_CACHE`` set to the run's
+    cache folder (``cache_dir``, else the inherited one), so that everything the notebook caches
+    goes there, and manifests record the scale.
 
     Parameters
     ----------
@@ -275,9 +276,10 @@ def run_notebook(
             f"output must be an .ipynb file so the .md source is never overwritten, got {out}"
         )
     papermill = _import_book_extra("papermill")
-    variables = {SCALE_ENV_VAR: run_scale}
-    if run.cache_dir is not None:
-        variables[ENV_VAR] = run.cache_dir
+    # One cache root for everything the run caches, whether the notebook passes cache_dir on
+    # or not; absolute, because the kernel runs in the notebook's folder.
+    root = os.fspath(cache_location(run.cache_dir).absolute())
+    variables = {SCALE_ENV_VAR: run_scale, ENV_VAR: root}
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with _environment(variables), _kernel_options() as options:
