@@ -3,7 +3,7 @@
 Each process is started with ``multiprocessing``'s spawn method (a fresh interpreter, as a second
 terminal would be) and runs the same small real workload: render a Glyphs set, train a
 ``small_cnn`` for one epoch per task with :func:`transferlib.training.train_cached`, extract its
-test-set probabilities, append one row per task to one :class:`~transferlib.cache.ResultStore`.
+test-set probabilities (cached with :func:`transferlib.experiments.sources.network_outputs`), append one row per task to one :class:`~transferlib.cache.ResultStore`.
 The processes wait at a barrier so that they really start together.
 """
 
@@ -31,8 +31,10 @@ def workload(cache_dir: str) -> dict[str, Any]:
     import torch
 
     from transferlib.cache import ResultStore
+    from transferlib.config import RunParams
     from transferlib.data import as_task, load_glyphs
-    from transferlib.training import extract, train_cached
+    from transferlib.experiments.sources import Network, network_outputs
+    from transferlib.training import train_cached
 
     torch.set_num_threads(1)
     extract_module = importlib.import_module("transferlib.training.extract")
@@ -60,7 +62,9 @@ def workload(cache_dir: str) -> dict[str, Any]:
             cache_dir=cache_dir,
             progress=False,
         )
-        probs = extract(result.model, test.images, ("probs",), device="cpu", cache_dir=cache_dir)
+        network = Network(task, "source", "small_cnn", str(result.key), result.model)
+        run = RunParams(device="cpu", cache_dir=cache_dir)
+        probs = network_outputs(run, network, test.images, ("probs",))
         trained += not result.from_cache
         row = {
             "task": task,

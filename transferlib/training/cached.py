@@ -107,7 +107,7 @@ def train_cached(
     -------
     TrainResult
         ``from_cache`` tells whether training was skipped; ``key`` identifies
-        the configuration (use it as ``cache_key`` for extraction).
+        the configuration (and keys the network's cached outputs).
     """
     num_classes = _num_classes(train_data, test_data)
     model_kwargs = dict(model_kwargs or {})
