@@ -225,7 +225,7 @@ BOOK = P2LPreset(
     digits_source=True,
     standard_source="general",
     standard_fraction=0.4,
-    training_targets=("latin_lower", "greek_lower", "symbol", "dejavu_mono", "bold"),
+    training_targets=("latin_upper", "greek_lower", "symbol", "dejavu_mono", "bold"),
     evaluation_targets=(
         "greek_upper",
         "upper_case",
@@ -233,21 +233,21 @@ BOOK = P2LPreset(
         "italic",
         "regular",
         "latin_upper_italic",
-        "latin_lower_bold",
+        "latin_upper_bold",
         "greek_lower_serif",
+        "greek_lower_italic",
         "digit_bold",
-        "symbol_italic",
     ),
     min_fraction=1 / 32,
-    min_per_class=4,
+    min_per_class=5,
     target_fraction=0.25,
     held_out_fraction=0.5,
     max_validate=300,
-    source_training=TrainingSpec(model="small_cnn", epochs=20, lr=0.1, batch_size=64, width=16),
+    source_training=TrainingSpec(model="small_cnn", epochs=60, lr=0.1, batch_size=64, width=16),
     fine_tuning=TrainingSpec(
-        model="small_cnn", epochs=15, lr=0.05, batch_size=32, width=16, backbone_lr_multiplier=0.1
+        model="small_cnn", epochs=20, lr=0.05, batch_size=32, width=16, backbone_lr_multiplier=0.1
     ),
-    reference_training=TrainingSpec(model="small_cnn", epochs=40, lr=0.05, batch_size=32, width=16),
+    reference_training=TrainingSpec(model="small_cnn", epochs=30, lr=0.05, batch_size=32, width=16),
     source_steps=500,
     max_source_epochs=150,
 )
