@@ -186,6 +186,7 @@ def test_presets_meet_the_chapter_requirements():
         assert not set(preset.evaluation_targets) & set(preset.sources)
 
 
+@pytest.mark.slow
 def test_book_pool_spans_one_and_a_half_orders_of_magnitude(tmp_path):
     """The size ladder, not a bigger render: checked on the book's own tasks (no training)."""
     run = RunParams(scale="book", device="cpu", cache_dir=str(tmp_path))
@@ -216,6 +217,7 @@ def test_tasks_never_share_images_between_sources_and_targets(shared_run):
     assert set(tasks.merged.train_indices) == set(source_rows)
 
 
+@pytest.mark.slow
 def test_ground_truth_divergences_and_evaluation_end_to_end(shared_run):
     truth = p2l.run_ground_truth(shared_run, TINY, progress=False)
     tasks = p2l.p2l_tasks(shared_run, TINY)

@@ -236,7 +236,7 @@ BOOK = P2LPreset(
         "latin_upper_bold",
         "greek_lower_serif",
         "greek_lower_italic",
-        "digit_bold",
+        "computer_modern",
     ),
     min_fraction=1 / 32,
     min_per_class=5,
@@ -539,6 +539,7 @@ def _tasks(run: RunParams, preset: P2LPreset) -> P2LTasks:
             "part": "source",
             "size": int(merged_train.size),
             "members": [s.params["domain"] for s in glyph_sources],
+            "n_characters": len(glyphs.label_names["char"]),
         },
     )
     return P2LTasks(
