@@ -981,10 +981,14 @@ def evaluate_predictor(
 
 
 def relative_gains(evaluation: pd.DataFrame) -> pd.DataFrame:
-    """Table 3: ``(P2L - B) / B`` for every baseline, per target, and whether P2L picked best."""
+    """Table 3: ``(P2L - B) / B`` for every baseline, per target, and whether P2L picked best.
+
+    The gain is NaN where the baseline's accuracy is 0 (undefined).
+    """
     table = pd.DataFrame({"target": evaluation["target"], "picked_best": evaluation["picked_best"]})
     for baseline in BASELINES:
-        table[baseline] = (evaluation["P2L"] - evaluation[baseline]) / evaluation[baseline]
+        base = evaluation[baseline].where(evaluation[baseline] > 0)
+        table[baseline] = (evaluation["P2L"] - base) / base
     return table
 
 

@@ -193,14 +193,18 @@ def plot_picks_to_best(evaluation: pd.DataFrame) -> Figure:
     ax = fig.subplots()
     n_sources = int(evaluation[list(_METHODS)].to_numpy().max())
     picks = np.arange(1, n_sources + 1)
-    for column, (label, concept) in _METHODS.items():
+    for column, (label, concept) in reversed(_METHODS.items()):  # P2L drawn last, on top
         share = [(evaluation[column] <= n).mean() for n in picks]
-        ax.step(picks, share, where="post", label=label, color=concept_colour(concept))
+        width = 2.6 if column == "picks_p2l" else 1.6
+        ax.step(
+            picks, share, where="post", label=label, color=concept_colour(concept), linewidth=width
+        )
     ax.set_xlabel("sources tried, in the method's order")
     ax.set_ylabel("share of targets whose best source was tried")
     ax.set_ylim(0, 1.05)
     ax.set_xticks(picks)
-    ax.legend(loc="lower right")
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles[::-1], labels[::-1], loc="lower right")
     return fig
 
 
