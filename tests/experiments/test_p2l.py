@@ -258,3 +258,36 @@ def test_runners_resume_pair_by_pair(tmp_path):
     again = p2l.run_ground_truth(run, TINY, progress=False)
     pd.testing.assert_frame_equal(first, again)
     assert {p.name for p in (tmp_path / "models").glob("*.pt")} == models  # loaded, not retrained
+
+
+def test_every_figure_helper_draws_from_the_runners_tables():
+    from matplotlib.figure import Figure
+
+    from transferlib.plotting import p2l as plots
+
+    truth, divergences = _synthetic(k_true=-1.0)
+    preset = TINY.replace({"standard_source": "s0", "top": 3})
+    fit = p2l.fit_predictor(truth, divergences, preset)
+    evaluation = p2l.evaluate_predictor(truth, divergences, fit, preset)
+    sizes = truth.groupby("source")["size"].first().reset_index()
+    merged = pd.DataFrame(
+        {"divergence": [0.1, 0.2, 0.3], "score": [-1, 0, 2], "classes": [2, 5, 30]}
+    )
+    images = {"a": np.zeros((3, 3, 8, 8), np.uint8), "b": np.full((2, 1, 8, 8), 255, np.uint8)}
+    figures = [
+        plots.plot_source_sizes(sizes),
+        plots.plot_domain_samples(images),
+        plots.plot_size_similarity(truth[truth["group"] == "training"], divergences, "kl"),
+        plots.plot_k_curves(fit.curves(), {m: f.k for m, f in fit.fits.items()}, 3),
+        plots.plot_picks_to_best(evaluation),
+        plots.plot_merged_sources(merged, 3),
+        plots.plot_toy_ranking(
+            [10, 100, 1000], [0.3, 0.2, 0.1], ["x", "y", "z"], np.linspace(-2, 1, 7)
+        ),
+        plots.plot_pipeline(),
+    ]
+    assert all(isinstance(f, Figure) and f.axes for f in figures)
+    assert plots.domain_kind("latin_upper") == "script"
+    assert plots.domain_kind("digits") == "other dataset"
+    with pytest.raises(ValueError):
+        plots.plot_domain_samples({})
