@@ -292,7 +292,7 @@ PRESETS: dict[str, P2LPreset] = scaled(
             "bold",
         ),
         "evaluation_targets": tuple(HELD_OUT_SLICES)[:14],
-        "min_fraction": 1 / 64,
+        "min_fraction": 1 / 128,
         "target_fraction": 0.1,
         "held_out_fraction": 1.0,
         "max_validate": None,
