@@ -211,7 +211,7 @@ class P2LPreset(Preset):
 BOOK = P2LPreset(
     data=GLYPHS["book"],
     network_image_size=16,
-    parts=(0.5, 0.125, 0.25, 0.125),
+    parts=(0.6, 0.1, 0.2, 0.1),
     sources=(
         "latin_upper",
         "latin_lower",
@@ -239,17 +239,18 @@ BOOK = P2LPreset(
         "computer_modern",
     ),
     min_fraction=1 / 32,
-    min_per_class=5,
-    target_fraction=0.25,
-    held_out_fraction=0.5,
+    min_per_class=6,
+    target_fraction=0.3,
+    held_out_fraction=0.6,
     max_validate=300,
-    source_training=TrainingSpec(model="small_cnn", epochs=60, lr=0.1, batch_size=64, width=16),
+    source_training=TrainingSpec(model="small_cnn", epochs=60, lr=0.1, batch_size=32, width=16),
     fine_tuning=TrainingSpec(
         model="small_cnn", epochs=20, lr=0.05, batch_size=32, width=16, backbone_lr_multiplier=0.1
     ),
     reference_training=TrainingSpec(model="small_cnn", epochs=30, lr=0.05, batch_size=32, width=16),
-    source_steps=500,
-    max_source_epochs=150,
+    source_steps=1000,
+    max_source_epochs=300,
+    n_user_tasks=12,
 )
 PRESETS: dict[str, P2LPreset] = scaled(
     BOOK,
