@@ -291,3 +291,15 @@ def test_every_figure_helper_draws_from_the_runners_tables():
     assert plots.domain_kind("digits") == "other dataset"
     with pytest.raises(ValueError):
         plots.plot_domain_samples({})
+
+
+def test_plateau_centre_takes_the_middle_of_the_best_values():
+    from transferlib.scores.p2l import KFit
+
+    grid = np.linspace(-4, 2, 7)  # -4 -3 -2 -1 0 1 2
+    fit = KFit(
+        k=-4.0, grid=grid, mean_spearman=np.array([0.8, 0.8, 0.8, 0.8, 0.5, 0.2, 0.2]), top=3
+    )
+    assert p2l.plateau_centre(fit) in (-3.0, -2.0)
+    single = KFit(k=1.0, grid=grid, mean_spearman=np.array([0, 0, 0, 0, 0, 1.0, 0]), top=3)
+    assert p2l.plateau_centre(single) == 1.0

@@ -68,6 +68,7 @@ __all__ = [
     "p2l_datasets",
     "p2l_tasks",
     "picks_to_best",
+    "plateau_centre",
     "rank_sources",
     "reference_embedding",
     "relative_gains",
@@ -847,7 +848,8 @@ class P2LFit:
     metric : str
         The divergence whose best criterion is highest (ties: the first in ``preset.metrics``).
     k : float
-        Its fitted ``k``, frozen for the held-out targets.
+        Its fitted ``k`` (:func:`plateau_centre` of its criterion), frozen for the held-out
+        targets.
     """
 
     fits: dict[str, KFit]
@@ -872,7 +874,7 @@ class P2LFit:
             rows.append(
                 {
                     "metric": metric,
-                    "k": fit.k,
+                    "k": plateau_centre(fit),
                     "mean_top_spearman": float(fit.mean_spearman.max()),
                     "size_only": at_zero,
                     "chosen": metric == self.metric,
@@ -913,7 +915,18 @@ def fit_predictor(
             top=min(preset.top, len(sources)),
         )
     metric = max(preset.metrics, key=lambda m: float(fits[m].mean_spearman.max()))
-    return P2LFit(fits=fits, metric=metric, k=fits[metric].k)
+    return P2LFit(fits=fits, metric=metric, k=plateau_centre(fits[metric]))
+
+
+def plateau_centre(fit: KFit) -> float:
+    """The grid value of ``k`` in the middle of those that reach the best criterion.
+
+    With few training targets the criterion is a step function of ``k`` with wide plateaus;
+    :func:`~transferlib.scores.p2l.fit_k` returns the plateau's first grid value (its edge),
+    this returns the one nearest the plateau's median, away from both ends of the grid.
+    """
+    best = fit.grid[np.isclose(fit.mean_spearman, fit.mean_spearman.max())]
+    return float(best[np.argmin(np.abs(best - np.median(best)))])
 
 
 def _spearman(x: Sequence[float], y: Sequence[float]) -> float:
