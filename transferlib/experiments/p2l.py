@@ -225,7 +225,7 @@ BOOK = P2LPreset(
     digits_source=True,
     standard_source="general",
     standard_fraction=0.4,
-    training_targets=("latin_upper", "greek_lower", "digit", "symbol", "bold"),
+    training_targets=("latin_upper", "greek_lower", "symbol", "bold", "general"),
     evaluation_targets=(
         "greek_upper",
         "upper_case",
