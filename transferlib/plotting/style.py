@@ -74,6 +74,17 @@ CONCEPT_COLOURS: dict[str, str] = {
     "small_cnn": "#E69F00",
     "resnet20": "#D55E00",
     "resnet18": "#8C564B",
+    # P2L: the hierarchies source domains are cut along, and the ways of picking a source
+    "script": "#0072B2",
+    "case": "#56B4E9",
+    "font family": "#E69F00",
+    "style": "#B8860B",
+    "other dataset": "#9467BD",
+    "standard source": "#009E73",
+    "merged source": "#D55E00",
+    "largest source": "#E69F00",
+    "least divergent source": "#56B4E9",
+    "random source": "#BBBBBB",
     # statistics drawn in every chapter
     "fit": "#0072B2",
     "not significant": "#BBBBBB",
