@@ -11,31 +11,44 @@ from typing import Any
 import numpy as np
 
 from transferlib.scores._backend import Namespace, namespace
-from transferlib.scores._validation import as_labels, as_probs, check_same_length, require_classes
+from transferlib.validation import (
+    as_labels,
+    as_probabilities,
+    check_n_classes,
+    check_same_length,
+)
 
 __all__ = ["eep_predictions", "leep"]
 
 
-def _eep_conditional(xp: Namespace, probs: Any, codes: Any, n_classes: int) -> Any:
-    r"""Return :math:`\hat P(y \mid z)` as a (|Y|, |Z|) matrix (columns sum to 1 or are 0)."""
-    joint = xp.class_sums(probs, codes, n_classes) / probs.shape[0]  # eq. 1
+def _prepare(
+    source_probs: Any, target_labels: Any, atol: float | None
+) -> tuple[Namespace, Any, Any, Any, int]:
+    """Validated probabilities, the reciprocals of their row sums, target codes and |Y|."""
+    xp = namespace(source_probs)
+    probs, row_sums = as_probabilities(source_probs, "source_probs", atol=atol)
+    codes, classes = as_labels(target_labels, "target_labels")
+    check_same_length(source_probs=probs, target_labels=codes)
+    check_n_classes(len(classes), 2, "target_labels")
+    return xp, probs, 1.0 / row_sums, xp.asarray(codes, "int"), len(classes)
+
+
+def _eep_conditional(xp: Namespace, probs: Any, inverse_sums: Any, codes: Any, k: int) -> Any:
+    r"""Return :math:`\hat P(y \mid z)` as a (|Y|, |Z|) matrix (columns sum to 1 or are 0).
+
+    Rows of ``probs`` are divided by their sums inside the class sums (a weighted sparse
+    product), so no normalised copy of the matrix is made.
+    """
+    joint = xp.class_sums(probs, codes, k, inverse_sums)  # n * P(y, z), eq. 1
     marginal = xp.sum(joint, axis=0, keepdims=True)
     # A source class with zero total mass has theta_z = 0 on every input, so its column is
     # never used; 0 instead of 0/0 keeps the result free of NaN.
-    safe = xp.where(marginal > 0, marginal, 1.0)
-    return joint / safe
+    return joint / xp.where(marginal > 0, marginal, 1.0)
 
 
-def _prepare(source_probs: Any, target_labels: Any) -> tuple[Namespace, Any, Any, int]:
-    xp = namespace(source_probs)
-    probs = as_probs(source_probs, xp)
-    codes, classes = as_labels(target_labels, "target_labels")
-    check_same_length(source_probs=probs, target_labels=codes)
-    require_classes(len(classes), 2)
-    return xp, probs, xp.asarray(codes, "int"), len(classes)
-
-
-def eep_predictions(source_probs: Any, target_labels: Any) -> np.ndarray | Any:
+def eep_predictions(
+    source_probs: Any, target_labels: Any, *, atol: float | None = None
+) -> np.ndarray | Any:
     r"""Class probabilities of the expected empirical predictor (EEP).
 
     .. math:: p(y \mid x_i) = \sum_{z} \hat P(y \mid z)\, \theta(x_i)_z, \qquad
@@ -50,10 +63,13 @@ def eep_predictions(source_probs: Any, target_labels: Any) -> np.ndarray | Any:
     Parameters
     ----------
     source_probs : array-like or tensor of shape (n, |Z|)
-        Source-model output distributions :math:`\theta(x_i)` on the target inputs.
+        Source-model output distributions :math:`\theta(x_i)` on the target inputs, any
+        float dtype (float16 and bfloat16 included); see :func:`leep` for the tolerance.
     target_labels : array-like of shape (n,)
-        Target labels (ints or strings); at least two classes. Column ``j`` of the
+        Target labels (numbers or strings); at least two classes. Column ``j`` of the
         result is the ``j``-th class in sorted order (``numpy.unique``).
+    atol : float, optional
+        Tolerance on the row sums of ``source_probs``, in [0, 1); see :func:`leep`.
 
     Returns
     -------
@@ -61,15 +77,21 @@ def eep_predictions(source_probs: Any, target_labels: Any) -> np.ndarray | Any:
         Rows are distributions over the target classes; a tensor (same device) for
         torch input, float64.
 
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`leep`.
+
     Notes
     -----
     Complexity :math:`O(n |Z| |Y|)` (one GEMM) plus :math:`O(n|Z|)` for the joint.
     """
-    xp, probs, codes, k = _prepare(source_probs, target_labels)
-    return probs @ _eep_conditional(xp, probs, codes, k).T
+    xp, probs, inverse_sums, codes, k = _prepare(source_probs, target_labels, atol)
+    conditional = _eep_conditional(xp, probs, inverse_sums, codes, k)
+    return (probs @ conditional.T) * inverse_sums[:, None]
 
 
-def leep(source_probs: Any, target_labels: Any) -> float:
+def leep(source_probs: Any, target_labels: Any, *, atol: float | None = None) -> float:
     r"""Log expected empirical prediction (LEEP) of a source model on a target set.
 
     .. math:: T(\theta, \mathcal D) = \frac1n \sum_{i=1}^n
@@ -84,22 +106,42 @@ def leep(source_probs: Any, target_labels: Any) -> float:
     Parameters
     ----------
     source_probs : array-like or tensor of shape (n, |Z|)
-        Source-model probabilities (non-negative rows summing to 1 within 1e-5; logits
-        are rejected). Torch input is computed with torch on its device.
+        Source-model probabilities: finite, non-negative, rows summing to 1 within
+        ``atol``; logits are rejected. Any float dtype is accepted and computed in
+        float64; torch input is computed with torch on its device.
     target_labels : array-like of shape (n,)
         Target labels; at least two classes.
+    atol : float, optional
+        Tolerance on the row sums, in [0, 1). Default: ``max(1e-5, 2 * eps)`` of the
+        input's dtype (:func:`transferlib.validation.probability_atol`), so float16
+        (≈ 2e-3) and bfloat16 (≈ 1.6e-2) softmax outputs pass while float32/float64 keep
+        1e-5.
 
     Returns
     -------
     float
         LEEP in nats, :math:`\le 0`.
 
+    Raises
+    ------
+    TypeError
+        Non-numeric probabilities, or labels of mixed kinds.
+    ValueError
+        Wrong shapes or lengths, NaN/inf, negative entries, row sums off by more than
+        ``atol``, fewer than two target classes, ``atol`` outside [0, 1).
+
     Notes
     -----
-    Convention: a source class receiving no probability mass on the target set
-    contributes nothing (no NaN), as argued in :func:`eep_predictions`. Some public
-    copies divide 0/0 there and return NaN. Only the label column of the EEP is
-    formed, so the cost is :math:`O(n|Z|)` (class sums by a sparse one-hot product).
+    Each row is divided by its sum before use (the rows then are exact distributions,
+    whatever rounding the half-precision input carried), so LEEP :math:`\le 0` holds; a
+    per-sample likelihood rounded above 1 is clipped to 1. A source class receiving no
+    probability mass on the target set contributes nothing (no NaN), as argued in
+    :func:`eep_predictions`; some public copies divide 0/0 there and return NaN.
+
+    Cost: one pass over ``source_probs`` to validate it (row sums and minimum, in
+    cache-sized blocks), one for the class sums (a sparse indicator product weighted by
+    the inverse row sums) and one for the label column of the EEP (row-wise dot products
+    in blocks); no (n, |Z|) temporary is formed.
 
     References
     ----------
@@ -110,7 +152,7 @@ def leep(source_probs: Any, target_labels: Any) -> float:
     >>> round(leep([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], [0, 1, 0]), 6)
     -0.408691
     """
-    xp, probs, codes, k = _prepare(source_probs, target_labels)
-    conditional = _eep_conditional(xp, probs, codes, k)
-    likelihood = xp.sum(probs * conditional[codes], axis=1)
-    return xp.item(xp.sum(xp.log(likelihood))) / probs.shape[0]
+    xp, probs, inverse_sums, codes, k = _prepare(source_probs, target_labels, atol)
+    conditional = _eep_conditional(xp, probs, inverse_sums, codes, k)
+    likelihood = xp.row_dots(probs, conditional, codes) * inverse_sums
+    return 0.0 + xp.item(xp.sum(xp.log(xp.minimum(likelihood, 1.0)))) / probs.shape[0]

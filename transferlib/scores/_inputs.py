@@ -1,0 +1,46 @@
+"""The validated inputs every feature-based score starts from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transferlib.scores._backend import Namespace, namespace
+from transferlib.validation import (
+    as_float_array,
+    as_labels,
+    binary_exponent,
+    check_n_classes,
+    check_same_length,
+)
+
+__all__ = ["feature_inputs", "normalised"]
+
+#: Entries within [2**-250, 2**250] in magnitude keep every Gram matrix finite and its
+#: relevant eigenvalues far above the subnormal range, so they are used as given.
+_SAFE = (2.0**-250, 2.0**250)
+
+
+def feature_inputs(features: Any, target_labels: Any) -> tuple[Namespace, Any, Any, int]:
+    """``(xp, f, codes, k)``: float64 features (n, d) on their backend, target codes as an
+    array of that backend, and the number of target classes (at least two)."""
+    xp = namespace(features)
+    f = as_float_array(features, "features")
+    codes, classes = as_labels(target_labels, "target_labels")
+    check_same_length(features=f, target_labels=codes)
+    check_n_classes(len(classes), 2, "target_labels")
+    return xp, f, xp.asarray(codes, "int"), len(classes)
+
+
+def normalised(xp: Namespace, x: Any) -> tuple[Any, int]:
+    """``(x * 2**-e, e)`` with the largest entry of the result in [0.5, 1), or ``(x, 0)``
+    when ``x`` is zero or its largest entry already lies within ``2**±250``.
+
+    Scaling by a power of two is exact, so a scale-invariant score computed on the
+    result is the score of ``x``, without overflow (``x`` near 1e300) or underflow
+    (``x`` near 1e-300) in its Gram matrix; scale-dependent scores carry ``e`` along.
+    """
+    largest = xp.max_abs(x)
+    if largest == 0.0 or _SAFE[0] <= largest <= _SAFE[1]:
+        return x, 0
+    exponent = binary_exponent(largest)
+    return xp.ldexp(x, -exponent), exponent
