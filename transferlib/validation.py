@@ -164,11 +164,15 @@ def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
 
 def _numeric_numpy(x: Any, name: str) -> np.ndarray:
     """NumPy array of bools, integers or floats (object arrays of numbers are converted)."""
+    if x is None:
+        raise TypeError(f"{name} must be a real numeric array, got None")
     try:
         arr = np.asarray(x)
     except ValueError as err:  # ragged nested sequences
         raise ValueError(f"{name} could not be converted to an array: {err}") from None
     if arr.dtype.kind == "O":
+        if any(v is None for v in arr.flat):  # astype(float) would turn None into NaN
+            raise TypeError(f"{name} must be a real numeric array, got None entries")
         try:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError):

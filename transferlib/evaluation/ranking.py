@@ -140,7 +140,8 @@ def dcg(scores: Any, relevance: Any, k: int | None = None) -> float:
     s, rel = as_vector_pair(scores, relevance, ("scores", "relevance"))
     k = s.size if k is None else _check_k(k, s.size)
     exponent = binary_exponent(float(np.abs(rel).max()))
-    value = float(np.ldexp(_dcg(s, np.ldexp(rel, -exponent), k), exponent))
+    with np.errstate(over="ignore"):  # reported below, with the cause
+        value = float(np.ldexp(_dcg(s, np.ldexp(rel, -exponent), k), exponent))
     if not np.isfinite(value):
         raise ValueError("the DCG exceeds the float64 range; rescale the relevance")
     return value

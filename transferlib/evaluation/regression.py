@@ -69,11 +69,12 @@ class LinearFit:
         from scipy.stats import t
 
         x = as_float_array(x_grid, "x_grid", ndim=1, numpy=True)
-        fit = self.intercept + self.slope * x
-        # hypot(1/sqrt(n), |x - mean| / sqrt(Sxx)) never squares a large ratio
-        spread = np.hypot(1.0 / math.sqrt(self.n), np.abs(x - self.x_mean) / self.x_spread)
-        half = t.ppf(0.5 + self.level / 2, self.n - 2) * self.residual_std * spread
-        lower, upper = fit - half, fit + half
+        with np.errstate(over="ignore"):  # reported below, with the cause
+            fit = self.intercept + self.slope * x
+            # hypot(1/sqrt(n), |x - mean| / sqrt(Sxx)) never squares a large ratio
+            spread = np.hypot(1.0 / math.sqrt(self.n), np.abs(x - self.x_mean) / self.x_spread)
+            half = t.ppf(0.5 + self.level / 2, self.n - 2) * self.residual_std * spread
+            lower, upper = fit - half, fit + half
         if not (np.isfinite(lower).all() and np.isfinite(upper).all()):
             raise ValueError("x_grid is so far from the data that the band exceeds float64")
         return fit, lower, upper
@@ -147,17 +148,18 @@ def linear_fit_with_ci(x: Any, y: Any, level: float = 0.95) -> LinearFit:
         )
     else:
         r, p_value = 0.0, 1.0
-    fit = LinearFit(
-        slope=float(np.ldexp(slope, ey - ex)),
-        intercept=float(np.ldexp(intercept, ey)),
-        r=r,
-        p_value=p_value,
-        n=int(a.size),
-        level=level,
-        x_mean=float(np.ldexp(x_mean, ex)),
-        x_spread=float(np.ldexp(math.sqrt(sxx), ex)),
-        residual_std=float(np.ldexp(math.sqrt(float(residuals @ residuals) / df), ey)),
-    )
+    with np.errstate(over="ignore"):  # reported below, with the cause
+        fit = LinearFit(
+            slope=float(np.ldexp(slope, ey - ex)),
+            intercept=float(np.ldexp(intercept, ey)),
+            r=r,
+            p_value=p_value,
+            n=int(a.size),
+            level=level,
+            x_mean=float(np.ldexp(x_mean, ex)),
+            x_spread=float(np.ldexp(math.sqrt(sxx), ex)),
+            residual_std=float(np.ldexp(math.sqrt(float(residuals @ residuals) / df), ey)),
+        )
     if not (math.isfinite(fit.slope) and math.isfinite(fit.intercept)):
         raise ValueError("the fitted slope or intercept exceeds the float64 range")
     return fit

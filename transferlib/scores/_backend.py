@@ -52,12 +52,16 @@ class Namespace:
     def copy(self, a: Any) -> Any:
         return a.copy() if self.torch is None else a.clone()
 
-    def add_diagonal(self, a: Any, value: float) -> Any:
-        """Add ``value`` to the diagonal of the square matrix ``a`` in place; return ``a``."""
-        if self.torch is None:
-            a.flat[:: a.shape[0] + 1] += value
-        else:
+    def add_diagonal(self, a: Any, value: Any, zero_first: bool = False) -> Any:
+        """Add ``value`` (a scalar or a vector) to the diagonal of the square matrix ``a``
+        in place, after setting it to zero if ``zero_first``; return ``a``."""
+        if self.torch is not None:
+            if zero_first:
+                a.diagonal().zero_()
             a.diagonal().add_(value)
+            return a
+        index = np.diag_indices(a.shape[0])
+        a[index] = (0.0 if zero_first else a[index]) + value
         return a
 
     def one_hot(self, codes: Any, k: int) -> Any:

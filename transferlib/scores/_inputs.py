@@ -31,16 +31,18 @@ def feature_inputs(features: Any, target_labels: Any) -> tuple[Namespace, Any, A
     return xp, f, xp.asarray(codes, "int"), len(classes)
 
 
-def normalised(xp: Namespace, x: Any) -> tuple[Any, int]:
-    """``(x * 2**-e, e)`` with the largest entry of the result in [0.5, 1), or ``(x, 0)``
-    when ``x`` is zero or its largest entry already lies within ``2**±250``.
+def normalised(xp: Namespace, x: Any) -> tuple[Any, int, int]:
+    """``(y, e, r)``: ``y = x * 2**-e`` with its largest entry in [0.5, 1), or ``y = x``
+    and ``e = 0`` when ``x`` is zero or its largest entry already lies within ``2**±250``;
+    ``r`` is the binary exponent left in ``y`` (its largest entry is in [2**(r-1), 2**r)).
 
-    Scaling by a power of two is exact, so a scale-invariant score computed on the
-    result is the score of ``x``, without overflow (``x`` near 1e300) or underflow
-    (``x`` near 1e-300) in its Gram matrix; scale-dependent scores carry ``e`` along.
+    Scaling by a power of two is exact, so a scale-invariant score computed on ``y`` is
+    the score of ``x``, without overflow (``x`` near 1e300) or underflow (``x`` near
+    1e-300) in its Gram matrix; scale-dependent scores carry ``e`` along, iterative ones
+    use ``r`` to start from the same point at every scale.
     """
     largest = xp.max_abs(x)
     if largest == 0.0 or _SAFE[0] <= largest <= _SAFE[1]:
-        return x, 0
+        return x, 0, binary_exponent(largest)
     exponent = binary_exponent(largest)
-    return xp.ldexp(x, -exponent), exponent
+    return xp.ldexp(x, -exponent), exponent, 0

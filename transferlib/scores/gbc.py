@@ -149,7 +149,7 @@ def gbc(
             f"target_labels: class number {int(counts_np.argmin())} (in sorted order) has one "
             "sample; gbc needs at least two per class to estimate a variance"
         )
-    f, _ = normalised(xp, f)
+    f = normalised(xp, f)[0]
     counts, means, variances = _class_moments(xp, f, codes, k)
     d = f.shape[1]
     # mean feature variance about the global mean, from the class moments (f is centred)

@@ -44,7 +44,7 @@ def _rank_tolerance(rtol: Any, n: int, d: int) -> float:
 def _centred(xp: Namespace, f: Any) -> Any:
     """Features minus their mean, first scaled by a power of two if their magnitude is
     extreme (every score here is scale invariant; the scaling is exact)."""
-    f, _ = normalised(xp, f)
+    f = normalised(xp, f)[0]
     return f - xp.sum(f, axis=0, keepdims=True) / f.shape[0]
 
 
@@ -227,16 +227,30 @@ def _ledoit_wolf_shrinkage(xp: Namespace, centred: Any, gram: Any) -> tuple[floa
     :math:`\bar\beta^2 = \frac{1}{n}\big(\frac1n\sum_i \|x_i\|^4 - \|S\|_F^2\big)`
     and :math:`\alpha = \min(\bar\beta^2, \delta^2)/\delta^2`. ``gram`` is either Gram
     matrix of the centred features (:math:`\|F_c^\top F_c\|_F = \|F_cF_c^\top\|_F`).
+
+    When :math:`S` is (to rounding) a multiple of the identity, :math:`\delta^2 = 0` and
+    :math:`\alpha = 0`, as in scikit-learn. For :math:`d < n`, :math:`\delta^2` is summed
+    from the off-diagonal and centred diagonal entries of :math:`S` rather than as
+    :math:`\|S\|_F^2 - d\mu^2`, whose cancellation would let rounding choose
+    :math:`\alpha` (e.g. :math:`d = 1`); for :math:`n \le d`, :math:`S` has at least
+    :math:`d - n + 1` zero eigenvalues, so :math:`\delta^2 \ge \mu^2` cancels nothing.
     """
     n, d = centred.shape
     s_frobenius2 = xp.frobenius(gram) ** 2 / n**2
     row_norms2 = xp.row_sq_norms(centred)
     mu = xp.item(xp.sum(row_norms2)) / (n * d)
-    delta2 = s_frobenius2 - d * mu**2
-    beta_bar2 = (xp.item(xp.sum(row_norms2 * row_norms2)) / n - s_frobenius2) / n
-    if delta2 <= 0:  # S is already a multiple of the identity
-        return 0.0, mu
-    return min(max(beta_bar2, 0.0), delta2) / delta2, mu
+    if d < n:
+        diagonal = xp.copy(gram.diagonal()) / n
+        xp.add_diagonal(gram, 0.0, zero_first=True)
+        off_diagonal2 = xp.frobenius(gram) ** 2 / n**2
+        xp.add_diagonal(gram, diagonal * n)  # restored
+        delta2 = off_diagonal2 + xp.item(xp.sum((diagonal - mu) ** 2))
+    else:
+        delta2 = s_frobenius2 - d * mu**2
+    beta_bar2 = max(xp.item(xp.sum(row_norms2 * row_norms2)) / n - s_frobenius2, 0.0) / n
+    if delta2 <= (max(n, d) * float(np.finfo(np.float64).eps)) ** 2 * s_frobenius2:
+        return 0.0, mu  # S is a multiple of the identity up to rounding
+    return min(beta_bar2, delta2) / delta2, mu
 
 
 def shrinkage_h_score(features: Any, target_labels: Any, *, rtol: float | None = None) -> float:

@@ -241,12 +241,15 @@ def logme(
     check_real(tol, "tol", minimum=0.0)
     xp, f, codes, k = feature_inputs(features, target_labels)
     n, d = f.shape
-    f, _ = normalised(xp, f)
+    f, _, exponent = normalised(xp, f)
     if gram == "auto":
         gram = "features" if d <= n else "samples"
     targets = xp.one_hot(codes, k)
     tol_rank = max(n, d) * float(np.finfo(np.float64).eps) if rtol is None else rtol
     sigma, z, outside = _spectrum(xp, f, codes, targets, gram, tol_rank)
+    # the eigenvalues of (2**-r F)^T (2**-r F): the fixed point then starts at alpha = 1
+    # relative to the feature scale, so every scale reaches the same maximum
+    sigma = xp.ldexp(sigma, -2 * exponent)
     in_range = outside <= tol_rank * xp.sum(targets, axis=0)  # ||y_c||^2 = n_c
     if n > sigma.shape[0] and bool(in_range.any()):
         raise ValueError(

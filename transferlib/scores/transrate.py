@@ -120,7 +120,7 @@ def transrate(features: Any, target_labels: Any, eps: float = 1e-2) -> float:
     xp, f, codes, k = feature_inputs(features, target_labels)
     n, d = f.shape
     rtol = max(n, d) * float(np.finfo(np.float64).eps)
-    f, exponent = normalised(xp, f)
+    f, exponent, _ = normalised(xp, f)
     z = f - xp.sum(f, axis=0, keepdims=True) / n
     log_eps = math.log(eps) - exponent * math.log(2.0)  # TrR(cZ, c eps) = TrR(Z, eps)
     codes_np = xp.to_numpy(codes)
