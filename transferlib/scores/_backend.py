@@ -121,6 +121,12 @@ class Namespace:
             return self.torch.sum(x)
         return self.torch.sum(x, dim=axis, keepdim=keepdims)
 
+    def column_means(self, x: Any) -> Any:
+        """(1, d) float64 column means, accumulated in float64 whatever the input dtype."""
+        if self.torch is None:
+            return x.mean(axis=0, dtype=np.float64, keepdims=True)
+        return x.mean(dim=0, dtype=self.torch.float64, keepdim=True)
+
     def max(self, x: Any) -> Any:
         return np.max(x) if self.torch is None else self.torch.max(x)
 
@@ -190,12 +196,14 @@ class Namespace:
         factor, info = self.torch.linalg.cholesky_ex(a)
         return None if int(info) != 0 else factor
 
-    def solve_lower(self, lower: Any, b: Any) -> Any:
-        """Solve ``lower @ x = b`` for a lower-triangular matrix."""
+    def solve_lower(self, lower: Any, b: Any, transpose: bool = False) -> Any:
+        """Solve ``lower @ x = b`` (or ``lower.T @ x = b``) for a lower-triangular matrix."""
         if self.torch is None:
             from scipy.linalg import solve_triangular
 
-            return solve_triangular(lower, b, lower=True, check_finite=False)
+            return solve_triangular(lower, b, lower=True, trans=int(transpose), check_finite=False)
+        if transpose:
+            return self.torch.linalg.solve_triangular(lower.mT, b, upper=True)
         return self.torch.linalg.solve_triangular(lower, b, upper=False)
 
     def log_diagonal_sum(self, factor: Any) -> float:

@@ -13,7 +13,7 @@ from transferlib.validation import (
     check_same_length,
 )
 
-__all__ = ["feature_inputs", "normalised"]
+__all__ = ["centre", "feature_inputs", "normalised"]
 
 #: Entries within [2**-250, 2**250] in magnitude keep every Gram matrix finite and its
 #: relevant eigenvalues far above the subnormal range, so they are used as given.
@@ -21,10 +21,11 @@ _SAFE = (2.0**-250, 2.0**250)
 
 
 def feature_inputs(features: Any, target_labels: Any) -> tuple[Namespace, Any, Any, int]:
-    """``(xp, f, codes, k)``: float64 features (n, d) on their backend, target codes as an
-    array of that backend, and the number of target classes (at least two)."""
+    """``(xp, f, codes, k)``: features (n, d) on their backend, float64 or float32 (kept to
+    save a full conversion: every score accumulates in float64, see :func:`centre`),
+    target codes as an array of that backend, and the number of classes (at least two)."""
     xp = namespace(features)
-    f = as_float_array(features, "features")
+    f = as_float_array(features, "features", keep_float32=True)
     codes, classes = as_labels(target_labels, "target_labels")
     check_same_length(features=f, target_labels=codes)
     check_n_classes(len(classes), 2, "target_labels")
@@ -46,3 +47,9 @@ def normalised(xp: Namespace, x: Any) -> tuple[Any, int, int]:
         return x, 0, binary_exponent(largest)
     exponent = binary_exponent(largest)
     return xp.ldexp(x, -exponent), exponent, 0
+
+
+def centre(xp: Namespace, f: Any) -> Any:
+    """Float64 features minus their column means (accumulated in float64), in one pass
+    that also converts float32 input."""
+    return f - xp.column_means(f)

@@ -6,6 +6,7 @@ Bhattacharyya Class Separability", CVPR 2022.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -24,13 +25,23 @@ _BLOCK_ELEMENTS = 1 << 16
 
 
 def _class_moments(xp: Namespace, f: Any, codes: Any, k: int) -> tuple[Any, Any, Any]:
-    """Per-class counts, means and maximum-likelihood variances (1/n_c) of features
-    centred by their global mean (GBC is shift invariant; centring avoids cancellation)."""
-    counts = xp.asarray(np.bincount(xp.to_numpy(codes), minlength=k))[:, None]
-    centred = f - xp.sum(f, axis=0, keepdims=True) / f.shape[0]
-    means = xp.class_sums(centred, codes, k) / counts
-    variances = xp.class_sums(centred * centred, codes, k) / counts - means * means
-    return counts, means, xp.maximum(variances, 0.0)
+    """Per-class counts (k, 1), means (k, d) and maximum-likelihood variances (1/n_c),
+    in float64.
+
+    Two passes per class over its rows, gathered into a cache-sized block (one read of
+    the features in all): the variance is the mean squared deviation from the class
+    mean, so it has no cancellation however far the class lies from the origin.
+    """
+    codes_np = xp.to_numpy(codes)
+    order = np.argsort(codes_np, kind="stable")
+    bounds = np.searchsorted(codes_np[order], np.arange(k + 1))
+    means, variances = xp.zeros((k, f.shape[1])), xp.zeros((k, f.shape[1]))
+    for c, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        rows = xp.asarray(f[xp.asarray(order[lo:hi], "int")])
+        means[c] = xp.sum(rows, axis=0) / (hi - lo)
+        rows -= means[c]
+        variances[c] = xp.sum(rows * rows, axis=0) / (hi - lo)
+    return xp.asarray(np.diff(bounds))[:, None], means, variances
 
 
 def _pair_distances_sum(xp: Namespace, means: Any, variances: Any, d_log: float) -> float:
@@ -121,8 +132,10 @@ def gbc(
     variance term relative to the mean term; this implementation follows
     :math:`\det(\bar v I_d)`.
 
-    Per-class moments come from O(nd) class sums (maximum-likelihood variances,
-    :math:`1/n_c`); :math:`D_B` is symmetric, so only the :math:`|\mathcal Y|(|\mathcal
+    Per-class moments are maximum-likelihood (:math:`1/n_c`), two-pass per class (mean,
+    then mean squared deviation) over the class's rows gathered into one block, so one
+    read of the features; float32 input is read as such and accumulated in float64.
+    :math:`D_B` is symmetric, so only the :math:`|\mathcal Y|(|\mathcal
     Y|-1)/2` pairs :math:`i < j` are evaluated (one logarithm per pair and dimension),
     in blocks whose temporaries stay in cache. Time :math:`O(nd + |\mathcal Y|^2 d)`.
     Features of extreme magnitude are first scaled by an exact power of two.
@@ -151,9 +164,10 @@ def gbc(
         )
     f = normalised(xp, f)[0]
     counts, means, variances = _class_moments(xp, f, codes, k)
-    d = f.shape[1]
-    # mean feature variance about the global mean, from the class moments (f is centred)
-    total_variance = xp.item(xp.sum(counts * (variances + means * means))) / (f.shape[0] * d)
+    n, d = f.shape
+    # mean feature variance about the global mean, from the class moments
+    spread = means - xp.sum(counts * means, axis=0, keepdims=True) / n
+    total_variance = xp.item(xp.sum(counts * (variances + spread * spread))) / (n * d)
     variances = variances + max(var_floor * total_variance, 1e-300)
     if gaussian == "spherical":
         variances = xp.sum(variances, axis=1, keepdims=True) / d

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from transferlib.scores._backend import Namespace
-from transferlib.scores._inputs import feature_inputs, normalised
+from transferlib.scores._inputs import centre, feature_inputs, normalised
 from transferlib.validation import (
     as_labels,
     check_bool,
@@ -33,6 +33,8 @@ __all__ = [
 ]
 
 _METHODS = ("svd", "ace")
+#: Terms of the Neumann series tried before a second Cholesky factorisation instead.
+_MAX_TERMS = 8
 
 
 def _rank_tolerance(rtol: Any, n: int, d: int) -> float:
@@ -44,8 +46,7 @@ def _rank_tolerance(rtol: Any, n: int, d: int) -> float:
 def _centred(xp: Namespace, f: Any) -> Any:
     """Features minus their mean, first scaled by a power of two if their magnitude is
     extreme (every score here is scale invariant; the scaling is exact)."""
-    f = normalised(xp, f)[0]
-    return f - xp.sum(f, axis=0, keepdims=True) / f.shape[0]
+    return centre(xp, normalised(xp, f)[0])
 
 
 def _between_rows(xp: Namespace, centred: Any, codes: Any, k: int) -> Any:
@@ -55,31 +56,71 @@ def _between_rows(xp: Namespace, centred: Any, codes: Any, k: int) -> Any:
     return xp.class_sums(centred, codes, k) / xp.sqrt(counts * centred.shape[0])[:, None]
 
 
-def _factor_if_conditioned(xp: Namespace, a: Any, threshold: float, certain: bool) -> Any:
-    """Cholesky factor of ``a`` if every eigenvalue exceeds ``threshold``, else None.
-
-    ``certain`` says the caller knows it (a ridge above the threshold); otherwise the
-    factorisation of :math:`A - \tau I` proves it, at a third of an eigendecomposition.
+def _shifted_bilinear(
+    xp: Namespace, factor: Any, left: Any, right: Any, shift: float
+) -> float | None:
+    r""":math:`\mathrm{tr}(P^\top (LL^\top + \tau I)^{-1} Q)` from the Cholesky factor
+    :math:`L` of the shifted matrix, by the Neumann series
+    :math:`\sum_k (-\tau)^k \langle v_k(P), v_k(Q)\rangle`, :math:`v_0 = L^{-1}\cdot`,
+    :math:`v_{k+1} = L^{-\top} v_k` or :math:`L^{-1} v_k` alternately (each term one
+    triangular solve instead of a second factorisation). None when the series converges
+    too slowly (:math:`\lambda_{\min}(LL^\top)` not well above :math:`\tau`).
     """
-    if not certain and xp.cholesky(xp.add_diagonal(xp.copy(a), -threshold)) is None:
+    same = left is right
+    v_left = xp.solve_lower(factor, left)
+    v_right = v_left if same else xp.solve_lower(factor, right)
+    total = previous = xp.item(xp.sum(v_left * v_right))
+    for k in range(1, _MAX_TERMS):
+        v_left = xp.solve_lower(factor, v_left, transpose=k % 2 == 1)
+        v_right = v_left if same else xp.solve_lower(factor, v_right, transpose=k % 2 == 1)
+        term = (-shift) ** k * xp.item(xp.sum(v_left * v_right))
+        total += term
+        if abs(term) <= 1e-17 * abs(total):
+            return total
+        if abs(term) > 0.5 * abs(previous):
+            return None
+        previous = term
+    return None
+
+
+def _pinv_bilinear(
+    xp: Namespace, a: Any, left: Any, right: Any, ridge: float, rtol: float
+) -> float | None:
+    r""":math:`\mathrm{tr}(P^\top A^{-1} Q)` when every eigenvalue of the symmetric PSD ``a``
+    (containing ``ridge`` on its diagonal) exceeds :math:`\tau = \mathrm{rtol}\,\|A\|_F
+    \ge \mathrm{rtol}\,\lambda_{\max}`, so the pseudo-inverse drops nothing; else None.
+
+    A ridge above :math:`\tau` proves it and one Cholesky factorisation solves. Otherwise
+    the factorisation of :math:`A - \tau I` is the proof, and the same factor solves by
+    :func:`_shifted_bilinear` (a second factorisation only if that converges slowly).
+    """
+    threshold = rtol * xp.frobenius(a)
+    if ridge <= threshold:
+        shifted = xp.cholesky(xp.add_diagonal(xp.copy(a), -threshold))
+        if shifted is None:
+            return None
+        value = _shifted_bilinear(xp, shifted, left, right, threshold)
+        if value is not None:
+            return value
+    factor = xp.cholesky(a)
+    if factor is None:
         return None
-    return xp.cholesky(a)
+    v_left = xp.solve_lower(factor, left)
+    v_right = v_left if left is right else xp.solve_lower(factor, right)
+    return xp.item(xp.sum(v_left * v_right))
 
 
 def _features_side(xp: Namespace, a: Any, r: Any, ridge: float, rtol: float) -> float:
     r""":math:`\mathrm{tr}(R^\top A^{+} R)` for a symmetric PSD (d, d) matrix ``a``
     (containing ``ridge`` on its diagonal).
 
-    Pseudo-inverse semantics: eigenvalues below ``rtol`` times the largest are dropped.
-    If every eigenvalue exceeds :math:`\tau = \mathrm{rtol}\,\|A\|_F \ge
-    \mathrm{rtol}\,\lambda_{\max}`, nothing is dropped and the answer is
-    :math:`\|L^{-1}R\|_F^2`; otherwise an eigendecomposition decides.
+    Pseudo-inverse semantics: eigenvalues at or below ``rtol`` times the largest are
+    dropped. When nothing would be dropped, one Cholesky factorisation gives the answer
+    (:func:`_pinv_bilinear`); otherwise an eigendecomposition decides.
     """
-    threshold = rtol * xp.frobenius(a)
-    factor = _factor_if_conditioned(xp, a, threshold, ridge > threshold)
-    if factor is not None:
-        solved = xp.solve_lower(factor, r)
-        return xp.item(xp.sum(solved * solved))
+    value = _pinv_bilinear(xp, a, r, r, ridge, rtol)
+    if value is not None:
+        return value
     eigenvalues, eigenvectors = xp.eigh(a)
     keep = eigenvalues > rtol * xp.item(xp.max(eigenvalues))
     projected = (eigenvectors.T @ r)[keep]
@@ -102,15 +143,11 @@ def _samples_side(
     one_hot = xp.one_hot(codes, k)
     weights_t = one_hot / xp.sqrt(xp.sum(one_hot, axis=0) * n)  # W^T, (n, k)
     matrix = xp.add_diagonal(scale * gram, ridge)
-    threshold = rtol * xp.frobenius(matrix)
-    certain = ridge > threshold
-    if not certain:
+    if ridge <= rtol * xp.frobenius(matrix):
         matrix = matrix + scale * xp.item(xp.sum(gram.diagonal())) / n**2
-    factor = _factor_if_conditioned(xp, matrix, threshold, certain)
-    if factor is not None:
-        left = xp.solve_lower(factor, gram @ weights_t)
-        right = xp.solve_lower(factor, weights_t)
-        return xp.item(xp.sum(left * right))
+    value = _pinv_bilinear(xp, matrix, gram @ weights_t, weights_t, ridge, rtol)
+    if value is not None:
+        return value
     eigenvalues, eigenvectors = xp.eigh(gram)
     denominators = ridge + scale * eigenvalues
     keep = denominators > rtol * xp.item(xp.max(denominators))

@@ -241,7 +241,7 @@ def logme(
     check_real(tol, "tol", minimum=0.0)
     xp, f, codes, k = feature_inputs(features, target_labels)
     n, d = f.shape
-    f, _, exponent = normalised(xp, f)
+    f, _, exponent = normalised(xp, xp.asarray(f))  # float64: no centring pass to convert in
     if gram == "auto":
         gram = "features" if d <= n else "samples"
     targets = xp.one_hot(codes, k)

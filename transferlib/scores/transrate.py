@@ -13,35 +13,40 @@ from typing import Any
 import numpy as np
 
 from transferlib.scores._backend import Namespace
-from transferlib.scores._inputs import feature_inputs, normalised
+from transferlib.scores._inputs import centre, feature_inputs, normalised
 from transferlib.validation import check_real
 
 __all__ = ["transrate"]
 
 
 def _coding_rate(xp: Namespace, z: Any, log_eps: float, rtol: float) -> float:
-    r""":math:`R(Z, \varepsilon) = \frac12 \log\det(I + \frac{1}{m\varepsilon^2} G)` for the
-    smaller Gram matrix :math:`G` of the (m, d) rows ``z``
-    (:math:`\det(I_d + aZ^\top Z) = \det(I_m + aZZ^\top)`), with :math:`\log\varepsilon`
-    given so that no power of :math:`\varepsilon` over- or underflows.
+    r""":math:`R(Z, \varepsilon) = \frac12 \log\det(I + sG)`, :math:`s = 1/(m\varepsilon^2)`,
+    for the smaller Gram matrix :math:`G` of the (m, d) rows ``z``
+    (:math:`\det(I_d + sZ^\top Z) = \det(I_m + sZZ^\top)`), given :math:`\log\varepsilon`
+    so that no power of :math:`\varepsilon` over- or underflows.
 
-    As :math:`\frac12[p \log s + \log\det(G + s^{-1} I)]`, :math:`s = 1/(m\varepsilon^2)`,
-    :math:`p` the order of :math:`G`: one Cholesky factorisation while :math:`s^{-1}`
-    exceeds the rounding level ``rtol * ||G||_F``. Below it (tiny :math:`\varepsilon`) the
+    One Cholesky factorisation: of :math:`I + sG` while :math:`s\|G\|_F \le 1`, else of
+    :math:`G + s^{-1}I`, using :math:`\log\det(I + sG) = p\log s + \log\det(G + s^{-1}I)`
+    (:math:`p` the order of :math:`G`), neither of which cancels digits. When :math:`s^{-1}`
+    falls below the rounding level ``rtol * ||G||_F`` (tiny :math:`\varepsilon`) the
     regulariser no longer dominates rounding, and the eigenvalues of :math:`G` are used,
-    those at or below the tolerance counting as exact zeros (:math:`\log(1 + s\cdot0) = 0`).
+    those at or below that level counting as exact zeros (:math:`\log(1 + s\cdot 0) = 0`).
     """
     gram = xp.gram(z)
-    order = gram.shape[0]
+    norm = xp.frobenius(gram)
+    if norm == 0.0:
+        return 0.0
     log_s = -math.log(z.shape[0]) - 2.0 * log_eps
-    inverse_s = math.exp(-log_s)  # may underflow to 0 for tiny eps
-    threshold = rtol * xp.frobenius(gram)
-    if inverse_s > threshold:
-        factor = xp.cholesky(xp.add_diagonal(gram, inverse_s))
+    if log_s + math.log(norm) <= 0.0:
+        factor = xp.cholesky(xp.add_diagonal(math.exp(log_s) * gram, 1.0))
         if factor is not None:
-            return 0.5 * order * log_s + xp.log_diagonal_sum(factor)
+            return xp.log_diagonal_sum(factor)
+    elif -log_s > math.log(rtol * norm):
+        factor = xp.cholesky(xp.add_diagonal(gram, math.exp(-log_s)))
+        if factor is not None:
+            return 0.5 * gram.shape[0] * log_s + xp.log_diagonal_sum(factor)
     eigenvalues = xp.to_numpy(xp.eigvalsh(gram))
-    kept = eigenvalues[eigenvalues > threshold]
+    kept = eigenvalues[eigenvalues > rtol * norm]
     return 0.5 * float(np.logaddexp(0.0, log_s + np.log(kept)).sum())
 
 
@@ -121,7 +126,7 @@ def transrate(features: Any, target_labels: Any, eps: float = 1e-2) -> float:
     n, d = f.shape
     rtol = max(n, d) * float(np.finfo(np.float64).eps)
     f, exponent, _ = normalised(xp, f)
-    z = f - xp.sum(f, axis=0, keepdims=True) / n
+    z = centre(xp, f)
     log_eps = math.log(eps) - exponent * math.log(2.0)  # TrR(cZ, c eps) = TrR(Z, eps)
     codes_np = xp.to_numpy(codes)
     order = np.argsort(codes_np, kind="stable")
