@@ -195,7 +195,7 @@ def _real_array(x: Any, name: str, ndim: int | tuple[int, ...], numpy: bool) -> 
     """Shape- and kind-checked array, not yet converted or checked for NaN/inf."""
     if is_tensor(x) and not numpy:
         if x.is_complex():
-            raise TypeError(f"{name} must be real, got dtype {x.dtype}")
+            raise TypeError(f"{name} must be a real numeric array, got dtype {x.dtype}")
         _check_shape(tuple(x.shape), name, ndim)
         return x.detach()
     arr = _numeric_numpy(to_numpy(x) if is_tensor(x) else x, name)
@@ -228,9 +228,9 @@ def as_float_array(
     dimensions, an empty array or NaN/inf.
     """
     arr = _to_float(_real_array(x, name, ndim, numpy), keep_float32)
-    # min and max propagate NaN and expose inf: two reductions, no boolean temporary
-    finite = is_tensor(arr) and bool(arr.isfinite().all())
-    if not is_tensor(arr):
+    if is_tensor(arr):
+        finite = bool(arr.isfinite().all())
+    else:  # min and max propagate NaN and expose inf: no boolean temporary
         finite = bool(np.isfinite(arr.min()) and np.isfinite(arr.max()))
     if not finite:
         raise ValueError(f"{name} contains NaN or inf")

@@ -39,11 +39,6 @@ class Namespace:
             return x.to(device=self.device, dtype=target)
         return t.as_tensor(np.asarray(x), device=self.device).to(target)
 
-    def eye(self, n: int) -> Any:
-        if self.torch is None:
-            return np.eye(n)
-        return self.torch.eye(n, dtype=self.torch.float64, device=self.device)
-
     def zeros(self, shape: tuple[int, ...]) -> Any:
         if self.torch is None:
             return np.zeros(shape)
@@ -163,7 +158,7 @@ class Namespace:
 
     # -- linear algebra ---------------------------------------------------------------
     def gram(self, x: Any) -> Any:
-        """The smaller Gram matrix, :math:`X^\\top X` (d < n) or :math:`XX^\\top` (d >= n)."""
+        r"""The smaller Gram matrix, :math:`X^\top X` (d < n) or :math:`XX^\top` (d >= n)."""
         return x.T @ x if x.shape[1] < x.shape[0] else x @ x.T
 
     def frobenius(self, a: Any) -> float:
@@ -207,7 +202,7 @@ class Namespace:
         return self.torch.linalg.solve_triangular(lower, b, upper=False)
 
     def log_diagonal_sum(self, factor: Any) -> float:
-        """:math:`\\sum_i \\log L_{ii}` of a triangular factor."""
+        r""":math:`\sum_i \log L_{ii}` of a triangular factor."""
         if self.torch is None:
             return float(np.log(np.diagonal(factor)).sum())
         return float(self.torch.log(self.torch.diagonal(factor)).sum())

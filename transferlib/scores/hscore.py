@@ -228,11 +228,12 @@ def h_score(features: Any, target_labels: Any, *, rtol: float | None = None) -> 
 
     Notes
     -----
-    Computed as :math:`\|L^{-1} M^\top\|_F^2` where :math:`M` stacks
+    Computed as :math:`\mathrm{tr}(M \Sigma^{-1} M^\top)` where :math:`M` stacks
     :math:`\sqrt{p_y}(\mu_y - \mu)` (all class means from one O(nd) pass) and
-    :math:`L` is the Cholesky factor of the covariance (one Gram product); a second
-    Cholesky factorisation of the covariance shifted down by the tolerance proves that
-    no eigenvalue falls below it, otherwise an eigendecomposition is used instead. For
+    :math:`\Sigma` is the covariance (one Gram product). One Cholesky factorisation of
+    :math:`\Sigma - \tau I` proves that no eigenvalue falls below the tolerance
+    :math:`\tau` and, through a short Neumann series of triangular solves, also gives
+    the value; if it fails, an eigendecomposition decides which eigenvalues to drop. For
     :math:`n \le d` the same quantity is computed on the :math:`n \times n` Gram matrix.
     Features of extreme magnitude (1e-170, 1e150) are first scaled by an exact power of
     two. Cost :math:`O(nd\min(n,d) + \min(n,d)^3)`. Some public copies multiply the two
