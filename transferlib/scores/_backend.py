@@ -47,6 +47,12 @@ class Namespace:
     def copy(self, a: Any) -> Any:
         return a.copy() if self.torch is None else a.clone()
 
+    def concatenate(self, arrays: list[Any]) -> Any:
+        """Join matrices side by side (along columns)."""
+        if self.torch is None:
+            return np.concatenate(arrays, axis=1)
+        return self.torch.cat(arrays, dim=1)
+
     def add_diagonal(self, a: Any, value: Any, zero_first: bool = False) -> Any:
         """Add ``value`` (a scalar or a vector) to the diagonal of the square matrix ``a``
         in place, after setting it to zero if ``zero_first``; return ``a``."""

@@ -134,20 +134,32 @@ def _samples_side(
     :math:`G = F_cF_c^\top` of centred features, :math:`W_{yi} = 1[y_i = y]/\sqrt{n n_y}`.
 
     Centring makes the constant vector a null vector of :math:`G` (a structural zero),
-    which is never inverted, whatever ``rtol``: when :math:`a` is below the tolerance,
-    the matrix is deflated by :math:`\beta\mathbf 1\mathbf 1^\top` (moving that
-    eigenvalue to the mean one without changing :math:`G(bG)^{+}`), so the usual Cholesky
-    check applies; the eigendecomposition fallback drops the constant direction.
+    which is never inverted, whatever ``rtol``. With :math:`a` above the tolerance one
+    Cholesky factorisation of :math:`aI + bG` solves. Otherwise :math:`G(bG)^{+} = P/b`
+    with :math:`P` the projector on the range of :math:`G`: one Cholesky factorisation of
+    :math:`bG + \beta\mathbf 1\mathbf 1^\top - \tau I` (the deflation moves the
+    structural zero to the mean eigenvalue) proves that the range is all of
+    :math:`\mathbf 1^\perp`, and then :math:`P = I - \mathbf 1\mathbf 1^\top/n` gives the
+    value in closed form (:math:`(|\mathcal Y| - 1)/(nb)`). An eigendecomposition, which
+    drops the constant direction explicitly, decides the remaining cases.
     """
     n = gram.shape[0]
     one_hot = xp.one_hot(codes, k)
     weights_t = one_hot / xp.sqrt(xp.sum(one_hot, axis=0) * n)  # W^T, (n, k)
     matrix = xp.add_diagonal(scale * gram, ridge)
-    if ridge <= rtol * xp.frobenius(matrix):
-        matrix = matrix + scale * xp.item(xp.sum(gram.diagonal())) / n**2
-    value = _pinv_bilinear(xp, matrix, gram @ weights_t, weights_t, ridge, rtol)
-    if value is not None:
-        return value
+    threshold = rtol * xp.frobenius(matrix)
+    if ridge > threshold:
+        factor = xp.cholesky(matrix)
+        if factor is not None:
+            solved = xp.solve_lower(factor, xp.concatenate([gram @ weights_t, weights_t]))
+            return xp.item(xp.sum(solved[:, :k] * solved[:, k:]))
+    else:
+        matrix += scale * xp.item(xp.sum(gram.diagonal())) / n**2  # deflation
+        if xp.cholesky(xp.add_diagonal(matrix, -threshold)) is not None:
+            column_sums = xp.sum(weights_t, axis=0)
+            return (
+                xp.item(xp.sum(weights_t * weights_t)) - xp.item(xp.sum(column_sums**2)) / n
+            ) / scale
     eigenvalues, eigenvectors = xp.eigh(gram)
     denominators = ridge + scale * eigenvalues
     keep = denominators > rtol * xp.item(xp.max(denominators))
