@@ -287,6 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nleep", action="store_true", help="also time N-LEEP (slow: EM)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="also write the table (.csv, else markdown)")
+    parser.add_argument("--only", help="comma-separated scores to time (default: all)")
     args = parser.parse_args(argv)
 
     rng = np.random.default_rng(args.seed)
@@ -374,6 +375,8 @@ def main(argv: list[str] | None = None) -> None:
         nleep = lambda: scores.nleep(ours_features, ours_labels, covariance_type="diag")
         cases.append(("nleep", nleep, None, []))
 
+    if args.only:
+        cases = [case for case in cases if case[0] in args.only.split(",")]
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     title = (
         f"n={args.n} d={args.d} classes={args.classes} source_classes={args.source_classes} "

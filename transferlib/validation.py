@@ -24,11 +24,13 @@ import math
 import numbers
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "Probabilities",
     "as_float_array",
     "as_labels",
     "as_probabilities",
@@ -45,9 +47,9 @@ __all__ = [
     "to_numpy",
 ]
 
-#: Rows of a (n, k) probability matrix validated per block (about 1 MB), so each block is read
-#: from memory once and its minimum and row sums are taken while it is in cache.
-_BLOCK_BYTES = 1 << 20
+#: Rows of a (n, k) probability matrix validated per block (about 0.5 MB), so each block is
+#: read from memory once and its row sums, minimum and column mass are taken in cache.
+_BLOCK_BYTES = 1 << 19
 
 
 def is_tensor(x: Any) -> bool:
@@ -230,8 +232,10 @@ def as_float_array(
     arr = _to_float(_real_array(x, name, ndim, numpy), keep_float32)
     if is_tensor(arr):
         finite = bool(arr.isfinite().all())
-    else:  # min and max propagate NaN and expose inf: no boolean temporary
-        finite = bool(np.isfinite(arr.min()) and np.isfinite(arr.max()))
+    else:  # a NaN or inf entry makes the sum non-finite: one pass, no boolean temporary;
+        # only a sum that overflows from finite entries needs the entry-wise check
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = bool(np.isfinite(arr.sum())) or bool(np.isfinite(arr).all())
     if not finite:
         raise ValueError(f"{name} contains NaN or inf")
     return arr
@@ -318,34 +322,54 @@ def probability_atol(dtype: Any) -> float:
     return max(1e-5, 2.0 * eps)
 
 
-def _row_sums_and_min(probs: Any) -> tuple[Any, float]:
-    if is_tensor(probs):
-        return probs.sum(dim=1), float(probs.min())
-    rows = max(1, _BLOCK_BYTES // (probs.shape[1] * probs.itemsize))
-    sums = np.empty(probs.shape[0])
-    lowest = np.inf
-    for start in range(0, probs.shape[0], rows):
-        block = probs[start : start + rows]
-        sums[start : start + rows] = block.sum(axis=1)
-        lowest = min(lowest, float(block.min()))  # NaN propagates through min
-    return sums, lowest
+@dataclass(frozen=True)
+class Probabilities:
+    """A validated (n, k) probability matrix and the summaries read together with it.
+
+    ``values`` is float64 on the input's backend; ``row_sums`` (n,) are the sums of its
+    rows; ``column_mass`` (k,) the sums of its columns once every row is divided by its
+    sum (n times the mean predicted distribution).
+    """
+
+    values: Any
+    row_sums: Any
+    column_mass: Any
 
 
-def as_probabilities(p: Any, name: str, *, atol: float | None = None) -> tuple[Any, Any]:
+def _summaries(probs: Any) -> tuple[Any, float, Any]:
+    """Row sums, minimum and column mass, each block read from memory once."""
+    with np.errstate(divide="ignore", invalid="ignore"):  # zero rows are reported later
+        if is_tensor(probs):
+            sums = probs.sum(dim=1)
+            return sums, float(probs.min()), (1.0 / sums) @ probs
+        rows = max(1, _BLOCK_BYTES // (probs.shape[1] * probs.itemsize))
+        ones = np.ones(probs.shape[1])
+        sums, mass, lowest = np.empty(probs.shape[0]), np.zeros(probs.shape[1]), np.inf
+        for start in range(0, probs.shape[0], rows):
+            block = probs[start : start + rows]
+            block_sums = np.dot(block, ones, out=sums[start : start + rows])
+            lowest = min(lowest, float(block.min()))  # NaN propagates through min
+            mass += (1.0 / block_sums) @ block
+        return sums, lowest, mass
+
+
+def as_probabilities(p: Any, name: str, *, atol: float | None = None) -> Probabilities:
     """Validate a (n, k) matrix whose rows are probability distributions.
 
     Entries must be finite and non-negative and every row must sum to 1 within ``atol``
     (in [0, 1), so every row sum is positive; default :func:`probability_atol` of the
-    input's dtype, so half-precision softmax output is accepted). Returns the matrix as float64 (a tensor stays on its device) and
-    its row sums, read in one pass. Raises TypeError for non-numeric data and ValueError
-    otherwise; the message for bad row sums points out that logits are not accepted.
+    input's dtype, so half-precision softmax output is accepted). Returns the matrix as
+    float64 (a tensor stays on its device) with its row sums and column mass
+    (:class:`Probabilities`), all from one read of the matrix in cache-sized blocks.
+    Raises TypeError for non-numeric data and ValueError otherwise; the message for bad
+    row sums points out that logits are not accepted.
     """
     arr = _real_array(p, name, 2, numpy=False)
     tol = probability_atol(arr.dtype)
     if atol is not None:
         tol = check_real(atol, "atol", minimum=0.0, maximum=1.0, strict_maximum=True)
     arr = _to_float(arr, keep_float32=False)
-    sums, lowest = _row_sums_and_min(arr)
+    sums, lowest, mass = _summaries(arr)
     if is_tensor(arr):
         finite = bool(sums.isfinite().all())
         deviation = float((sums - 1.0).abs().max()) if finite else float("nan")
@@ -361,7 +385,7 @@ def as_probabilities(p: Any, name: str, *, atol: float | None = None) -> tuple[A
             f"{name} rows must sum to 1 (largest deviation {deviation:.3g} > atol={tol:g}); "
             "pass probabilities, not logits"
         )
-    return arr, sums
+    return Probabilities(arr, sums, mass)
 
 
 def as_vector_pair(

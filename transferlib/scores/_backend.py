@@ -47,6 +47,16 @@ class Namespace:
     def copy(self, a: Any) -> Any:
         return a.copy() if self.torch is None else a.clone()
 
+    def take_rows(self, x: Any, index: Any) -> Any:
+        """Rows ``index`` of ``x`` as a new contiguous array (``numpy.take`` is faster
+        than fancy indexing for this)."""
+        if self.torch is None:
+            return np.take(x, index, axis=0)
+        return self.torch.index_select(x, 0, index)
+
+    def stack(self, rows: list[Any]) -> Any:
+        return np.stack(rows) if self.torch is None else self.torch.stack(rows)
+
     def concatenate(self, arrays: list[Any]) -> Any:
         """Join matrices side by side (along columns)."""
         if self.torch is None:

@@ -6,12 +6,15 @@ Transferability of Learned Representations", ICML 2020, Sec. 2-3.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from transferlib.scores._backend import Namespace, namespace
 from transferlib.validation import (
+    Probabilities,
     as_labels,
     as_probabilities,
     check_n_classes,
@@ -23,27 +26,37 @@ __all__ = ["eep_predictions", "leep"]
 
 def _prepare(
     source_probs: Any, target_labels: Any, atol: float | None
-) -> tuple[Namespace, Any, Any, Any, int]:
-    """Validated probabilities, the reciprocals of their row sums, target codes and |Y|."""
+) -> tuple[Namespace, Probabilities, np.ndarray, int]:
+    """Validated probabilities (with row sums and column mass), target codes and |Y|."""
     xp = namespace(source_probs)
-    probs, row_sums = as_probabilities(source_probs, "source_probs", atol=atol)
+    probs = as_probabilities(source_probs, "source_probs", atol=atol)
     codes, classes = as_labels(target_labels, "target_labels")
-    check_same_length(source_probs=probs, target_labels=codes)
+    check_same_length(source_probs=probs.values, target_labels=codes)
     check_n_classes(len(classes), 2, "target_labels")
-    return xp, probs, 1.0 / row_sums, xp.asarray(codes, "int"), len(classes)
+    return xp, probs, codes, len(classes)
 
 
-def _eep_conditional(xp: Namespace, probs: Any, inverse_sums: Any, codes: Any, k: int) -> Any:
-    r"""Return :math:`\hat P(y \mid z)` as a (|Y|, |Z|) matrix (columns sum to 1 or are 0).
+def _class_blocks(
+    xp: Namespace, probs: Probabilities, codes: np.ndarray, k: int
+) -> Iterator[tuple[Any, Any, Any]]:
+    r"""Per target class :math:`y`: the indices of its rows, the rows, and
+    :math:`\hat P(y \mid \cdot)`, a row of the EEP conditional (eq. 1).
 
-    Rows of ``probs`` are divided by their sums inside the class sums (a weighted sparse
-    product), so no normalised copy of the matrix is made.
+    Rows are divided by their sums inside the products (no normalised copy). The class's
+    rows are gathered into one cache-sized block and everything about them is computed
+    from it, so the matrix is read once more in all. A source class with zero total mass
+    has :math:`\theta_z = 0` on every input, so its column is never used; 0 instead of
+    0/0 keeps the result free of NaN.
     """
-    joint = xp.class_sums(probs, codes, k, inverse_sums)  # n * P(y, z), eq. 1
-    marginal = xp.sum(joint, axis=0, keepdims=True)
-    # A source class with zero total mass has theta_z = 0 on every input, so its column is
-    # never used; 0 instead of 0/0 keeps the result free of NaN.
-    return joint / xp.where(marginal > 0, marginal, 1.0)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(k + 1))
+    order_xp = xp.asarray(order, "int")
+    inverse_sums = 1.0 / probs.row_sums
+    inverse_marginal = 1.0 / xp.where(probs.column_mass > 0, probs.column_mass, 1.0)
+    for lo, hi in itertools.pairwise(bounds):
+        index = order_xp[lo:hi]
+        rows = xp.take_rows(probs.values, index)
+        yield index, rows, (inverse_sums[index] @ rows) * inverse_marginal
 
 
 def eep_predictions(
@@ -86,9 +99,9 @@ def eep_predictions(
     -----
     Complexity :math:`O(n |Z| |Y|)` (one GEMM) plus :math:`O(n|Z|)` for the joint.
     """
-    xp, probs, inverse_sums, codes, k = _prepare(source_probs, target_labels, atol)
-    conditional = _eep_conditional(xp, probs, inverse_sums, codes, k)
-    return (probs @ conditional.T) * inverse_sums[:, None]
+    xp, probs, codes, k = _prepare(source_probs, target_labels, atol)
+    conditional = xp.stack([row for _, _, row in _class_blocks(xp, probs, codes, k)])
+    return (probs.values @ conditional.T) / probs.row_sums[:, None]
 
 
 def leep(source_probs: Any, target_labels: Any, *, atol: float | None = None) -> float:
@@ -138,10 +151,11 @@ def leep(source_probs: Any, target_labels: Any, *, atol: float | None = None) ->
     probability mass on the target set contributes nothing (no NaN), as argued in
     :func:`eep_predictions`; some public copies divide 0/0 there and return NaN.
 
-    Cost: one pass over ``source_probs`` to validate it (row sums and minimum, in
-    cache-sized blocks), one for the class sums (a sparse indicator product weighted by
-    the inverse row sums) and one for the label column of the EEP (row-wise dot products
-    in blocks); no (n, |Z|) temporary is formed.
+    Cost: two reads of ``source_probs``. The first validates it in cache-sized blocks and
+    also gives the row sums and the column mass :math:`n\hat P(z)`. The second gathers
+    the rows of one target class at a time into a cache-resident block, from which come
+    both that class's row of :math:`\hat P(y \mid z)` (class sums weighted by the inverse
+    row sums) and the likelihoods of its samples; no (n, |Z|) temporary is formed.
 
     References
     ----------
@@ -152,7 +166,9 @@ def leep(source_probs: Any, target_labels: Any, *, atol: float | None = None) ->
     >>> round(leep([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], [0, 1, 0]), 6)
     -0.408691
     """
-    xp, probs, inverse_sums, codes, k = _prepare(source_probs, target_labels, atol)
-    conditional = _eep_conditional(xp, probs, inverse_sums, codes, k)
-    likelihood = xp.row_dots(probs, conditional, codes) * inverse_sums
-    return 0.0 + xp.item(xp.sum(xp.log(xp.minimum(likelihood, 1.0)))) / probs.shape[0]
+    xp, probs, codes, k = _prepare(source_probs, target_labels, atol)
+    likelihood = xp.zeros((len(codes),))
+    for index, rows, conditional in _class_blocks(xp, probs, codes, k):
+        likelihood[index] = rows @ conditional
+    likelihood = xp.minimum(likelihood / probs.row_sums, 1.0)
+    return 0.0 + xp.item(xp.sum(xp.log(likelihood))) / len(codes)
