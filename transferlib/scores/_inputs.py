@@ -13,7 +13,7 @@ from transferlib.validation import (
     check_same_length,
 )
 
-__all__ = ["centre", "feature_inputs", "normalised"]
+__all__ = ["centre", "feature_inputs", "in_safe_range", "normalised"]
 
 #: Entries within [2**-250, 2**250] in magnitude keep every Gram matrix finite and its
 #: relevant eigenvalues far above the subnormal range, so they are used as given.
@@ -32,6 +32,11 @@ def feature_inputs(features: Any, target_labels: Any) -> tuple[Namespace, Any, A
     return xp, f, xp.asarray(codes, "int"), len(classes)
 
 
+def in_safe_range(largest: float) -> bool:
+    """Whether values of this largest magnitude can be used as given (0 included)."""
+    return largest == 0.0 or _SAFE[0] <= largest <= _SAFE[1]
+
+
 def normalised(xp: Namespace, x: Any) -> tuple[Any, int, int]:
     """``(y, e, r)``: ``y = x * 2**-e`` with its largest entry in [0.5, 1), or ``y = x``
     and ``e = 0`` when ``x`` is zero or its largest entry already lies within ``2**±250``;
@@ -43,7 +48,7 @@ def normalised(xp: Namespace, x: Any) -> tuple[Any, int, int]:
     use ``r`` to start from the same point at every scale.
     """
     largest = xp.max_abs(x)
-    if largest == 0.0 or _SAFE[0] <= largest <= _SAFE[1]:
+    if in_safe_range(largest):
         return x, 0, binary_exponent(largest)
     exponent = binary_exponent(largest)
     return xp.ldexp(x, -exponent), exponent, 0

@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 
 from transferlib.scores._backend import Namespace
-from transferlib.scores._inputs import feature_inputs, normalised
+from transferlib.scores._inputs import feature_inputs, in_safe_range, normalised
 from transferlib.validation import check_choice, check_real
 
 __all__ = ["gbc"]
 
 _GAUSSIANS = ("diagonal", "spherical")
-#: Pair blocks of about this many (class, class, dimension) elements (~0.5 MB temporaries,
-#: cache-resident; 4M-element blocks ran 1.5x slower).
+#: Pair blocks of about this many (class, dimension) elements (~0.5 MB temporaries, in
+#: cache; 4M-element blocks, 32 MB temporaries, ran 1.5x slower).
 _BLOCK_ELEMENTS = 1 << 16
 
 
@@ -45,35 +45,35 @@ def _class_moments(xp: Namespace, f: Any, codes: Any, k: int) -> tuple[Any, Any,
 
 
 def _pair_distances_sum(xp: Namespace, means: Any, variances: Any, d_log: float) -> float:
-    r""":math:`\sum_{i<j} e^{-D_B(i,j)}` over class pairs, in cache-sized blocks of rows.
+    r""":math:`\sum_{i<j} e^{-D_B(i,j)}` over class pairs, in cache-sized blocks.
 
     ``variances`` is (k, d) for diagonal or (k, 1) for spherical covariances (then
     ``d_log = d``, the dimensions sharing one variance, which multiplies the
     log-determinant term). Writing :math:`s = v_i + v_j = 2\Sigma`,
     :math:`D_B = \tfrac14 \sum (\Delta\mu)^2/s + \tfrac12 \sum \log s
     - \tfrac{d}{2}\log 2 - \tfrac14 (L_i + L_j)` with :math:`L_i = \sum \log v_i`.
+    Each block pairs one class :math:`i` with up to ``_BLOCK_ELEMENTS / d`` classes
+    :math:`j > i`, updated in place.
     """
     k, d = means.shape
-    log_dets = xp.sum(xp.log(variances), axis=1) * (d_log / variances.shape[1])
     per_dim = d_log / variances.shape[1]
-    block = max(1, _BLOCK_ELEMENTS // (k * d))
+    log_dets = xp.sum(xp.log(variances), axis=1) * per_dim
+    width = max(1, _BLOCK_ELEMENTS // d)
     total = 0.0
-    for start in range(0, k - 1, block):
-        stop = min(start + block, k - 1)
-        rows = slice(start, stop)
-        others = slice(start + 1, k)
-        s = variances[rows, None, :] + variances[None, others, :]
-        delta = means[rows, None, :] - means[None, others, :]
-        quadratic = xp.sum(delta * delta / s, axis=2)
-        distance = (
-            0.25 * quadratic
-            + 0.5 * per_dim * xp.sum(xp.log(s), axis=2)
-            - 0.5 * d_log * math.log(2.0)
-            - 0.25 * (log_dets[rows, None] + log_dets[None, others])
-        )
-        # pair (i, j) with j <= i lies in this block's lower triangle: exclude it
-        upper = np.arange(start, stop)[:, None] < np.arange(start + 1, k)[None, :]
-        total += xp.item(xp.sum(xp.exp(-distance) * xp.asarray(upper)))
+    for i in range(k - 1):
+        for start in range(i + 1, k, width):
+            others = slice(start, min(start + width, k))
+            s = variances[i] + variances[others]
+            delta = means[i] - means[others]
+            delta *= delta
+            delta /= s
+            distance = (
+                0.25 * xp.sum(delta, axis=1)
+                + 0.5 * per_dim * xp.sum(xp.log(s), axis=1)
+                - 0.5 * d_log * math.log(2.0)
+                - 0.25 * (log_dets[i] + log_dets[others])
+            )
+            total += xp.item(xp.sum(xp.exp(-distance)))
     return total
 
 
@@ -138,7 +138,8 @@ def gbc(
     :math:`D_B` is symmetric, so only the :math:`|\mathcal Y|(|\mathcal
     Y|-1)/2` pairs :math:`i < j` are evaluated (one logarithm per pair and dimension),
     in blocks whose temporaries stay in cache. Time :math:`O(nd + |\mathcal Y|^2 d)`.
-    Features of extreme magnitude are first scaled by an exact power of two.
+    When the class moments leave the safe range (features of extreme magnitude such as
+    1e-170 or 1e300), they are recomputed on features scaled by an exact power of two.
 
     References
     ----------
@@ -162,8 +163,11 @@ def gbc(
             f"target_labels: class number {int(counts_np.argmin())} (in sorted order) has one "
             "sample; gbc needs at least two per class to estimate a variance"
         )
-    f = normalised(xp, f)[0]
-    counts, means, variances = _class_moments(xp, f, codes, k)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # checked below
+        counts, means, variances = _class_moments(xp, f, codes, k)
+        largest = max(xp.max_abs(means), math.sqrt(xp.item(xp.max(variances))))
+    if not in_safe_range(largest):  # NaN/inf included: redo on exactly rescaled features
+        counts, means, variances = _class_moments(xp, normalised(xp, f)[0], codes, k)
     n, d = f.shape
     # mean feature variance about the global mean, from the class moments
     spread = means - xp.sum(counts * means, axis=0, keepdims=True) / n
