@@ -17,9 +17,6 @@ from transferlib.validation import is_tensor
 
 __all__ = ["Namespace", "namespace"]
 
-#: Row blocks of about this many bytes keep the operands of a fused row operation in cache.
-_BLOCK_BYTES = 1 << 20
-
 
 class Namespace:
     """Operations for one backend; ``device`` is None for NumPy."""
@@ -84,19 +81,16 @@ class Namespace:
             out[self.torch.arange(codes.shape[0], device=self.device), codes] = 1.0
         return out
 
-    def class_sums(self, x: Any, codes: Any, k: int, weights: Any = None) -> Any:
-        """(k, d) per-class sums of the rows of ``x`` (n, d), each row times ``weights[i]``
-        if given: O(nd) with a sparse indicator product (NumPy) or ``index_add_`` (torch)
-        instead of an O(nkd) dense one-hot product."""
+    def class_sums(self, x: Any, codes: Any, k: int) -> Any:
+        """(k, d) per-class sums of the rows of ``x`` (n, d): O(nd) with a sparse indicator
+        product (NumPy) or ``index_add_`` (torch), instead of an O(nkd) dense product."""
         if self.torch is None:
             from scipy.sparse import csr_matrix
 
             n = codes.shape[0]
-            values = np.ones(n) if weights is None else weights
-            indicator = csr_matrix((values, (codes, np.arange(n))), shape=(k, n))
+            indicator = csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(k, n))
             return np.asarray(indicator @ x)
-        rows = x if weights is None else x * weights[:, None]
-        return self.zeros((k, x.shape[1])).index_add_(0, codes, rows)
+        return self.zeros((k, x.shape[1])).index_add_(0, codes, x)
 
     # -- elementwise / reductions -------------------------------------------------------
     def log(self, x: Any) -> Any:
@@ -153,18 +147,6 @@ class Namespace:
 
     def min(self, x: Any) -> Any:
         return np.min(x) if self.torch is None else self.torch.min(x)
-
-    def row_dots(self, x: Any, table: Any, codes: Any) -> Any:
-        """``(x * table[codes]).sum(axis=1)``: row ``i`` of ``x`` dotted with row
-        ``codes[i]`` of ``table``, in row blocks so no (n, d) temporary is formed."""
-        if self.torch is not None:
-            return self.torch.einsum("ij,ij->i", x, table[codes])
-        rows = max(1, _BLOCK_BYTES // (x.shape[1] * x.itemsize))
-        out = np.empty(x.shape[0])
-        for start in range(0, x.shape[0], rows):
-            stop = start + rows
-            out[start:stop] = np.einsum("ij,ij->i", x[start:stop], table[codes[start:stop]])
-        return out
 
     def row_sq_norms(self, x: Any) -> Any:
         """Squared Euclidean norm of every row (no (n, d) temporary)."""
