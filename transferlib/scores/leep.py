@@ -111,10 +111,15 @@ def leep(source_probs: Any, target_labels: Any, *, atol: float | None = None) ->
               \log \Big( \sum_{z \in \mathcal Z} \hat P(y_i \mid z)\, \theta(x_i)_z \Big)
               \qquad \text{(Nguyen et al. eq. 2)}
 
-    the average log-likelihood of the EEP (see :func:`eep_predictions`). It lies between
-    :math:`\mathrm{NCE}(Y \mid Z) + \frac1n\sum_i \log\theta(x_i)_{z_i}` with
-    :math:`z_i = \arg\max_z \theta(x_i)_z` (Property 2) and the log-likelihood of the best
-    re-trained head when that class contains the EEP (Property 1). Higher is better.
+    the average log-likelihood of the EEP (see :func:`eep_predictions`). It is at most
+    the log-likelihood of the best re-trained head when that class contains the EEP
+    (Property 1). Nguyen et al. also state the lower bound
+    :math:`\mathrm{NCE}(Y \mid Z) + \frac1n\sum_i \log\theta(x_i)_{z_i}`,
+    :math:`z_i = \arg\max_z \theta(x_i)_z` (Property 2); it holds for peaked sources
+    but not for every input: property-based tests found five samples,
+    :math:`\theta = ((\frac12, \frac12), (0, 1), (\frac13, \frac23), (\frac12, \frac12),
+    (\frac12, \frac12))`, :math:`y = (0, 1, 1, 0, 0)`, with LEEP :math:`-0.568` below the
+    bound :math:`-0.497` (checked by hand). Higher is better.
 
     Parameters
     ----------
