@@ -47,9 +47,9 @@ __all__ = [
     "to_numpy",
 ]
 
-#: Rows of a (n, k) probability matrix validated per block (about 0.5 MB), so each block is
+#: Rows of a (n, k) probability matrix validated per block (about 1 MB), so each block is
 #: read from memory once and its row sums, minimum and column mass are taken in cache.
-_BLOCK_BYTES = 1 << 19
+_BLOCK_BYTES = 1 << 20
 
 
 def is_tensor(x: Any) -> bool:
