@@ -6,7 +6,8 @@ Plain script, e.g. (the size the speed targets refer to):
     nice python benchmarks/bench_scores.py --n 5000 --d 2048 --classes 100 \
         --source-classes 1000 --repeat 5 --out scores.md
 
-Per score it prints the best-of-``--repeat`` wall time of ``transferlib.scores``; the
+Per score it prints the best-of-``--repeat`` time (``--clock``: wall, or the process's CPU
+time, steadier on a shared machine with one BLAS thread) of ``transferlib.scores``; the
 floor, the best-of-``--repeat`` time of the linear algebra the formula cannot avoid; and
 the time of a reference form (best of one) with the ratio reference/ours and the relative
 difference of the two values as a sanity check. Floors:
@@ -252,16 +253,22 @@ HEADER = [
 ]
 
 
+_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 def _best_time(
-    function: Callable[[], object], repeat: int, sync: Callable[[], None]
+    function: Callable[[], object],
+    repeat: int,
+    sync: Callable[[], None],
+    clock: Callable[[], float],
 ) -> tuple[float, object]:
     times, value = [], None
     for _ in range(repeat):
         sync()
-        start = time.perf_counter()
+        start = clock()
         value = function()
         sync()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return min(times), value
 
 
@@ -290,7 +297,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="also write the table (.csv, else markdown)")
     parser.add_argument("--only", help="comma-separated scores to time (default: all)")
+    parser.add_argument(
+        "--clock",
+        choices=tuple(_CLOCKS),
+        default="wall",
+        help="wall time, or this process's CPU time (steadier on a shared machine when BLAS "
+        "runs one thread: OPENBLAS_NUM_THREADS=1)",
+    )
     args = parser.parse_args(argv)
+    clock = _CLOCKS[args.clock]
 
     rng = np.random.default_rng(args.seed)
     y = rng.permutation(np.arange(args.n) % args.classes)
@@ -383,19 +398,23 @@ def main(argv: list[str] | None = None) -> None:
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     title = (
         f"n={args.n} d={args.d} classes={args.classes} source_classes={args.source_classes} "
-        f"device={args.device} float64, best of {args.repeat}; load average {load}"
+        f"device={args.device} float64, best of {args.repeat} ({args.clock} time, "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}); "
+        f"load average {load}"
     )
     print(title)
     widths = [24, 10, 10, 11, 10, 10, 10, 10]
     print("".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(HEADER, widths))))
     rows: list[Row] = []
     for name, ours, floor, references in cases:
-        ours_time, ours_value = _best_time(ours, args.repeat, sync)
-        floor_time = None if floor is None else _best_time(floor, args.repeat, lambda: None)[0]
+        ours_time, ours_value = _best_time(ours, args.repeat, sync, clock)
+        floor_time = (
+            None if floor is None else _best_time(floor, args.repeat, lambda: None, clock)[0]
+        )
         compared = [] if args.no_reference else references
         new = [Row(name, ours_time, floor_time, "-", None, None)] if not compared else []
         for label, reference in compared:
-            ref_time, ref_value = _best_time(reference, 1, lambda: None)
+            ref_time, ref_value = _best_time(reference, 1, lambda: None, clock)
             difference = abs(ours_value - ref_value) / max(abs(ref_value), 1e-300)
             new.append(Row(name, ours_time, floor_time, label, ref_time, difference))
         for row in new:
