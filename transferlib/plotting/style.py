@@ -1,8 +1,12 @@
-"""One figure style for the whole book, and the caption suffix every figure ends with."""
+"""One figure style for the whole book, its colours by concept, new figures that appear only where
+a page shows them, and the caption suffix every figure ends with."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib as mpl
+from matplotlib.figure import Figure
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies and in grey print.
 PALETTE: tuple[str, ...] = (
@@ -74,10 +78,16 @@ CONCEPT_COLOURS: dict[str, str] = {
     "small_cnn": "#E69F00",
     "resnet20": "#D55E00",
     "resnet18": "#8C564B",
-    # statistics drawn in every chapter
-    "fit": "#0072B2",
+    # dependence measures of the background chapter
+    "hgr": "#332288",
+    # statistics drawn in every chapter (neutral, so they never clash with a concept's colour)
+    "data": "#0072B2",
+    "fit": "#444444",
+    "significant": "#444444",
     "not significant": "#BBBBBB",
     "baseline": "#7F7F7F",
+    "mean": "#D55E00",
+    "failed baseline": "#000000",
 }
 
 
@@ -102,6 +112,21 @@ def concept_colour(concept: str) -> str:
 def use_book_style() -> None:
     """Apply the book's matplotlib style globally (call once at the top of a notebook)."""
     mpl.rcParams.update(BOOK_STYLE)
+
+
+def book_figure(nrows: int = 1, ncols: int = 1, **subplots: Any) -> tuple[Figure, Any]:
+    """``plt.subplots`` in the book style, with the figure already closed in pyplot.
+
+    The inline backend shows every figure still open in pyplot at the end of a cell, so a figure
+    that a page also glues would appear twice (once without its caption). A closed figure is
+    still drawn by ``glue`` and ``display``: it appears exactly where the page puts it.
+    """
+    import matplotlib.pyplot as plt
+
+    use_book_style()
+    fig, axes = plt.subplots(nrows, ncols, **subplots)
+    plt.close(fig)
+    return fig, axes
 
 
 def caption_suffix(dataset: str, model: str | None, scale: str, n_tasks: int | None = None) -> str:
