@@ -93,8 +93,11 @@ def augment_batch(
     return x.contiguous()
 
 
-def _lr_factor(schedule: str, step: int, total_steps: int) -> float:
-    progress = step / max(total_steps, 1)
+def _lr_factor(schedule: str, step: int, total_steps: int, warmup_steps: int = 0) -> float:
+    """Learning-rate multiplier at ``step``: linear warm-up, then the schedule over the rest."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * progress))
     if schedule == "step":  # divide by 10 at 50% and 75% of training
@@ -118,7 +121,9 @@ def train(
     *,
     momentum: float = 0.9,
     weight_decay: float = 5e-4,
+    nesterov: bool = False,
     schedule: str = "cosine",
+    warmup_epochs: float = 0.0,
     device: str | torch.device = "auto",
     seed: int = 0,
     augment: bool = False,
@@ -142,9 +147,15 @@ def train(
     epochs, lr, batch_size : int, float, int
     momentum, weight_decay : float
         SGD with momentum and (coupled) weight decay on every parameter.
+    nesterov : bool
+        Nesterov momentum.
     schedule : {"cosine", "step", "constant"}
         Learning-rate schedule, updated every step: cosine decay to 0, or
         division by 10 at 50% and 75% of the steps.
+    warmup_epochs : float
+        Raise the learning rate linearly from ``lr / warmup_steps`` to ``lr`` over this many
+        epochs before the schedule starts (0: no warm-up). A warm-up lets a network train at a
+        learning rate that would make its first steps diverge or stall.
     device : str or torch.device
         See :func:`~transferlib.training.resolve_device`.
     seed : int
@@ -189,6 +200,10 @@ def train(
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
         raise ValueError(f"eval_every must be a non-negative integer, got {eval_every!r}")
     _check_positive(lr=lr, backbone_lr_multiplier=backbone_lr_multiplier)
+    if not np.isfinite(warmup_epochs) or not 0 <= warmup_epochs < epochs:
+        raise ValueError(f"warmup_epochs must be in [0, epochs), got {warmup_epochs!r}")
+    if nesterov and momentum <= 0:
+        raise ValueError("nesterov momentum needs momentum > 0")
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose from {SCHEDULES}")
     dev = resolve_device(device)
@@ -211,13 +226,16 @@ def train(
     if backbone:
         base = lr * backbone_lr_multiplier
         groups.insert(0, {"params": backbone, "lr": base, "base_lr": base})
-    optimizer = torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    optimizer = torch.optim.SGD(
+        groups, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov
+    )
     scaler = torch.amp.GradScaler(dev.type, enabled=use_amp and dev.type == "cuda")
 
     n = len(train_labels)
     # A last batch of one sample would break batch normalisation: drop it.
     steps_per_epoch = n // batch_size + (n % batch_size > 1)
     total_steps = epochs * steps_per_epoch
+    warmup_steps = round(warmup_epochs * steps_per_epoch)
     step = 0
     rows = []
     start_time = time.perf_counter()
@@ -229,7 +247,7 @@ def train(
         correct = torch.zeros((), device=dev, dtype=torch.long)
         seen = 0
         for index in order.split(batch_size)[:steps_per_epoch]:
-            factor = _lr_factor(schedule, step, total_steps)
+            factor = _lr_factor(schedule, step, total_steps, warmup_steps)
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * factor
             x = preprocess(model, image_batch(images, index, dev))
