@@ -26,9 +26,11 @@ TINY = nce.PRESETS["smoke"].replace(
         "data": DataSpec(n_images=660, pretrained_input_size=32),
         "n_train": 240,
         "n_test": 80,
-        "n_attributes": 3,
+        "n_attributes": 4,
+        "n_dedicated": 4,
         "n_sources": 2,
         "n_theorem_sources": 1,
+        "n_seeds": 2,
         "training": {"batch_size": 64, "width": 8},
         "identity_training": {"width": 8},
         "train_sizes": (60, 240),
@@ -143,6 +145,8 @@ def test_attribute_transfer_table_and_a_rerun_from_the_store(tmp_path):
     attributes = nce.select_attributes(nce.nce_dataset(run, TINY), TINY.n_attributes)
     assert len(table) == TINY.n_sources * (len(attributes) - 1)
     assert not (table["source"] == table["target"]).any()
+    # the attribute designed to be visually hard is a target, never a source
+    assert "tilt_left" in attributes and "tilt_left" not in set(table["source"])
     assert table["test_error"].between(0, 1).all()
     assert (table["conditional_entropy"] <= table["target_entropy"] + 1e-12).all()
     assert len(_cached_files(run, "models")) == TINY.n_sources
@@ -223,12 +227,56 @@ def test_training_size_curve_reuses_the_full_size_network(shared_run):
     full = curve[(curve["n"] == 240) & (curve["method"] == "dedicated")]
     for _, row in full.iterrows():
         assert row["accuracy"] == dedicated.loc[row["attribute"], "dedicated_accuracy"]
-    table1 = nce.identity_table(nce.run_identity_transfer(shared_run, TINY, progress=False), k=1)
-    assert list(table1.index) == [
-        "CE (decreasing transferability)",
-        "Dedicated network",
-        "Transfer (identity + head)",
-    ]
+    small = curve[(curve["n"] == 60) & (curve["method"] == "dedicated")]
+    assert (small["epochs"] == 4 * TINY.training.epochs).all()  # the same gradient steps
+
+
+def test_seeds_replicate_whole_runs_and_table1_averages_within_seeds(shared_run):
+    runs = nce.replicate_runs(shared_run, TINY)
+    assert [r.seed for r in runs] == [0, 1] and runs[1].cache_dir == shared_run.cache_dir
+    identity = nce.over_seeds(nce.run_identity_transfer, shared_run, TINY, progress=False)
+    assert sorted(identity["seed"].unique()) == [0, 1]
+    table1 = nce.identity_table(identity, k=1)
+    assert list(table1["attribute"])[-1] == "Average (all)"
+    assert len(table1) == 3  # the most and the least transferable, then the average
+    average = table1.set_index("attribute").loc["Average (all)"]
+    per_seed = identity.groupby("seed")["dedicated_accuracy"].mean()
+    assert average["dedicated_accuracy"] == pytest.approx(per_seed.mean())
+    assert average["dedicated_accuracy_sd"] == pytest.approx(per_seed.std(ddof=1))
+    halves = nce.gain_by_half(identity)
+    assert list(halves["seed"]) == [0, 1]
+    assert np.allclose(halves["difference"], halves["low_ce_gain"] - halves["high_ce_gain"])
+
+
+def test_trained_networks_lists_every_network_against_its_baseline(shared_run):
+    networks = nce.trained_networks(shared_run, TINY, seeds=False)
+    dedicated = nce.dedicated_attributes(shared_run, TINY)
+    assert list(networks["network"]) == ["identity", *dedicated]
+    assert list(networks["kind"])[0] == "identity"
+    assert np.allclose(networks["margin"], networks["test_accuracy"] - networks["majority_accuracy"])
+    summary = nce.network_summary(networks)
+    assert summary["networks"].sum() == len(networks)
+    assert summary["beat baseline"].sum() == networks["beats_baseline"].sum()
+
+
+def test_claims_have_a_verdict_from_the_rules(shared_run):
+    claims = nce.nce_claims(shared_run, TINY)
+    assert list(claims.columns) == ["claim", "paper", "ours", "verdict", "rule"]
+    assert set(claims["verdict"]) <= {"holds", "partly", "not reproduced"}
+    assert claims["rule"].str.len().min() > 10
+    assert claims.iloc[0]["verdict"] == "holds"  # Theorem 1 with k-bar is arithmetic
+
+
+def test_spread_and_largest_residuals():
+    table = pd.DataFrame(
+        {"attribute": list("aabb"), "seed": [0, 1, 0, 1], "x": [1.0, 3.0, 2.0, 2.0]}
+    )
+    out = nce.spread(table, "attribute", ["x"]).set_index("attribute")
+    assert out.loc["a", "x"] == 2.0 and out.loc["a", "x_sd"] == pytest.approx(np.sqrt(2))
+    assert out.loc["b", "x_sd"] == 0.0 and (out["n_seeds"] == 2).all()
+    line = pd.DataFrame({"attribute": list("abcde"), "x": [0, 1, 2, 3, 4.0]})
+    line["y"] = 2 * line["x"] + np.array([0, 0, 3.0, 0, 0])
+    assert nce.largest_residuals(line, "x", "y", k=1)["attribute"].tolist() == ["c"]
 
 
 @pytest.mark.slow
