@@ -53,6 +53,8 @@ CONCEPT_COLOURS: dict[str, str] = {
     "font": "#E69F00",
     "appearance": "#009E73",
     "identity": "#CC79A7",
+    # any source network of a transfer (the identity network is one)
+    "source": "#882255",
     # transfer methods and trained networks
     "dedicated": "#0072B2",
     "transferred": "#D55E00",
@@ -129,7 +131,13 @@ def book_figure(nrows: int = 1, ncols: int = 1, **subplots: Any) -> tuple[Figure
     return fig, axes
 
 
-def caption_suffix(dataset: str, model: str | None, scale: str, n_tasks: int | None = None) -> str:
+def caption_suffix(
+    dataset: str,
+    model: str | None,
+    scale: str,
+    n_tasks: int | None = None,
+    unit: str = "task",
+) -> str:
     """Return the sentence that ends every figure caption: data, model, scale and number of tasks.
 
     Parameters
@@ -141,7 +149,9 @@ def caption_suffix(dataset: str, model: str | None, scale: str, n_tasks: int | N
     scale : str
         Scale the notebook ran at.
     n_tasks : int, optional
-        Number of tasks the figure summarises.
+        Number of tasks (or of ``unit``) the figure summarises.
+    unit : str
+        What ``n_tasks`` counts, singular (``"(source, target) pair"``, ``"seed"``).
 
     Examples
     --------
@@ -149,8 +159,10 @@ def caption_suffix(dataset: str, model: str | None, scale: str, n_tasks: int | N
     'Data: glyphs; model: resnet20; scale: book; 40 tasks.'
     >>> caption_suffix("glyphs", None, "smoke")
     'Data: glyphs; no model; scale: smoke.'
+    >>> caption_suffix("glyphs", "small_cnn", "book", 150, unit="(source, target) pair")
+    'Data: glyphs; model: small_cnn; scale: book; 150 (source, target) pairs.'
     """
     parts = [f"Data: {dataset}", f"model: {model}" if model else "no model", f"scale: {scale}"]
     if n_tasks is not None:
-        parts.append(f"{n_tasks} task" + ("" if n_tasks == 1 else "s"))
+        parts.append(f"{n_tasks} {unit}" + ("" if n_tasks == 1 else "s"))
     return "; ".join(parts) + "."
