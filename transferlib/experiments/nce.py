@@ -1079,7 +1079,7 @@ def network_summary(networks: pd.DataFrame) -> pd.DataFrame:
         margin, mean test accuracy, training minutes`` (``balanced``: majority baseline below
         0.6; ``margin``: test accuracy minus the majority baseline).
     """
-    rows = []
+    rows: list[dict[str, Any]] = []
     for role, group in networks.groupby("role", sort=False):
         balanced = group[group["majority_accuracy"] < 0.6]
         rows.append(
@@ -1094,7 +1094,14 @@ def network_summary(networks: pd.DataFrame) -> pd.DataFrame:
                 "training minutes": float(group["seconds"].sum() / 60),
             }
         )
-    return pd.DataFrame(rows)
+    # three decimals, and no "-0.000" for a margin of -0.0002
+    return _rounded(pd.DataFrame(rows))
+
+
+def _rounded(table: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
+    """Float columns rounded to ``decimals``, negative zeros made positive (for display)."""
+    floats = table.select_dtypes("float").columns
+    return table.assign(**{c: table[c].round(decimals) + 0.0 for c in floats})
 
 
 # ------------------------------------------------------------------------------------------------

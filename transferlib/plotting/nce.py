@@ -50,6 +50,14 @@ def _kind_colour(kind: str) -> str:
     return concept_colour(str(kind))
 
 
+def _legend_below(fig: Figure, handles: list, labels: list[str], ncol: int = 3) -> None:
+    """One legend for the whole figure, centred below the panels, then a tight layout."""
+    rows = int(np.ceil(len(labels) / ncol))
+    height = fig.get_figheight()
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, min(0.5, (0.3 * rows + 0.1) / height), 1, 1))
+
+
 def plot_transfer_pipeline() -> Figure:
     """The chapter's pipeline: transfer with a frozen source network, and the head ``k-bar``.
 
@@ -196,11 +204,7 @@ def plot_theorem_check(table: pd.DataFrame) -> Figure:
         ax.set_xlim(lo - pad, hi + pad)
         ax.set_ylim(lo - pad, hi + pad)
     axes[0].set_ylabel(r"training log-likelihood $l_Y$ (nats)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(
-        handles, labels, loc="upper center", ncol=min(len(labels), 3), bbox_to_anchor=(0.5, 1.0)
-    )
-    fig.tight_layout(rect=(0, 0, 1, 0.88))
+    _legend_below(fig, *axes[0].get_legend_handles_labels())
     return fig
 
 
@@ -293,16 +297,7 @@ def plot_correlation_panels(
     for ax in axes:  # panels may lack some hue values
         for handle, text in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(text, handle)
-    fig.legend(
-        list(legend.values()),
-        list(legend),
-        loc="upper center",
-        ncol=min(len(legend), 3),
-        bbox_to_anchor=(0.5, 1.0),
-    )
-    rows = int(np.ceil(len(groups) / max(1, min(ncols, len(groups)))))
-    top = 1.0 - (0.16 if rows == 1 else 0.08 / rows + 0.04) * int(np.ceil(len(legend) / 3))
-    fig.tight_layout(rect=(0, 0, 1, top))
+    _legend_below(fig, list(legend.values()), list(legend))
     return fig
 
 
@@ -453,7 +448,5 @@ def plot_training_size_curve(curve: pd.DataFrame) -> Figure:
         ax.set_title(attribute, fontsize=10)
         ax.set_xlabel("training images with attribute labels")
         ax.set_ylabel("test accuracy")
-    handles, texts = axes[0].get_legend_handles_labels()
-    fig.legend(handles, texts, loc="upper center", ncol=3, bbox_to_anchor=(0.5, 1.0))
-    fig.tight_layout(rect=(0, 0, 1, 0.88))
+    _legend_below(fig, *axes[0].get_legend_handles_labels())
     return fig

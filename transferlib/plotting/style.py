@@ -3,10 +3,14 @@ a page shows them, and the caption suffix every figure ends with."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import matplotlib as mpl
+import pandas as pd
 from matplotlib.figure import Figure
+from pandas.io.formats.style import Styler
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies and in grey print.
 PALETTE: tuple[str, ...] = (
@@ -129,6 +133,50 @@ def book_figure(nrows: int = 1, ncols: int = 1, **subplots: Any) -> tuple[Figure
     fig, axes = plt.subplots(nrows, ncols, **subplots)
     plt.close(fig)
     return fig, axes
+
+
+def _number(value: Any, precision: int) -> str:
+    """A float rounded for a table: ``-0.000`` becomes ``0.000``, NaN a dash."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{round(value, precision) + 0.0:.{precision}f}"
+    return str(value)
+
+
+def book_table(
+    table: pd.DataFrame,
+    precision: int = 3,
+    *,
+    formats: Mapping[str, str] | None = None,
+    index: bool = False,
+) -> Styler:
+    """A table as the book shows it: rounded numbers, padded cells, no index unless it means something.
+
+    Parameters
+    ----------
+    table : DataFrame
+    precision : int
+        Decimals of every float column (``-0.000`` is shown as ``0.000``, NaN as a dash,
+        booleans as yes/no).
+    formats : mapping of column to format string, optional
+        Other formats for some columns, e.g. ``{"p": "{:.1e}"}`` for p-values.
+    index : bool
+        Show the index (for a table whose index names its rows).
+    """
+    formats = dict(formats or {})
+    styler = table.style.format(lambda v: _number(v, precision))
+    for column, spec in formats.items():
+        styler = styler.format(spec, subset=[column], na_rep="–")
+    styler = styler.set_table_styles(
+        [
+            {"selector": "th, td", "props": "padding: 0.2em 0.7em; vertical-align: top;"},
+            {"selector": "th", "props": "text-align: left;"},
+        ]
+    )
+    return styler if index else styler.hide(axis="index")
 
 
 def caption_suffix(
