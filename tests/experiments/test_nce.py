@@ -6,8 +6,6 @@ that checks caching or resuming gets its own cache folder.
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,6 +17,7 @@ import torch
 from transferlib.config import RunParams
 from transferlib.experiments import nce
 from transferlib.experiments.presets import DataSpec
+from transferlib.experiments.sweep import local_executor
 from transferlib.scores import conditional_entropy
 
 TINY = nce.PRESETS["smoke"].replace(
@@ -27,7 +26,7 @@ TINY = nce.PRESETS["smoke"].replace(
         "n_train": 240,
         "n_test": 80,
         "n_attributes": 4,
-        "n_dedicated": 4,
+        "dedicated": None,
         "n_sources": 2,
         "n_theorem_sources": 1,
         "n_seeds": 2,
@@ -252,8 +251,10 @@ def test_trained_networks_lists_every_network_against_its_baseline(shared_run):
     networks = nce.trained_networks(shared_run, TINY, seeds=False)
     dedicated = nce.dedicated_attributes(shared_run, TINY)
     assert list(networks["network"]) == ["identity", *dedicated]
-    assert list(networks["kind"])[0] == "identity"
-    assert np.allclose(networks["margin"], networks["test_accuracy"] - networks["majority_accuracy"])
+    assert networks["kind"].iloc[0] == "identity"
+    assert np.allclose(
+        networks["margin"], networks["test_accuracy"] - networks["majority_accuracy"]
+    )
     summary = nce.network_summary(networks)
     assert summary["networks"].sum() == len(networks)
     assert summary["beat baseline"].sum() == networks["beats_baseline"].sum()
@@ -282,7 +283,8 @@ def test_spread_and_largest_residuals():
 @pytest.mark.slow
 def test_a_process_pool_and_a_dask_cluster_give_the_sequential_table(tmp_path, shared_run):
     sequential = nce.run_dedicated(shared_run, TINY, progress=False)
-    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+    # One torch thread in every worker, as in this process: the same arithmetic, the same table.
+    with local_executor(shared_run, workers=2) as pool:
         pooled = nce.run_dedicated(_run(tmp_path / "pool"), TINY, progress=False, executor=pool)
     columns = [c for c in sequential if c != "seconds"]
     pd.testing.assert_frame_equal(sequential[columns], pooled[columns])
@@ -294,7 +296,16 @@ def test_a_process_pool_and_a_dask_cluster_give_the_sequential_table(tmp_path, s
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
+        client.run(torch.set_num_threads, 1)
         clustered = nce.run_dedicated(
             _run(tmp_path / "dask"), TINY, progress=False, executor=client.get_executor()
         )
     pd.testing.assert_frame_equal(sequential[columns], clustered[columns])
+
+
+@pytest.mark.slow
+def test_local_executor_runs_single_threaded_workers_on_a_cpu(tmp_path):
+    run = _run(tmp_path)
+    assert local_executor(run, workers=1) is None  # one core: compute in this process
+    with local_executor(run, workers=2) as pool:
+        assert pool.submit(torch.get_num_threads).result() == 1
