@@ -294,6 +294,20 @@ def test_every_figure_has_a_caption(book_html: Path) -> None:
     assert not uncaptioned, "images without a figure caption:\n" + "\n".join(uncaptioned)
 
 
+def test_execution_status_says_how_each_notebook_was_made(book_html: Path) -> None:
+    page = book_html / "book" / "execution_status.html"
+    if not page.is_file():
+        pytest.skip("this book has no execution-status page")
+    tables = list(article(page).iter("table"))
+    assert tables, "the execution-status page has no table"
+    header = [cell.text_content().strip() for cell in tables[0].iter("th")]
+    column = header.index("Method")
+    rows = [list(row.iter("td")) for row in tables[0].iter("tr")]
+    methods = {row[column].text_content().strip() for row in rows if len(row) > column}
+    assert methods, "no notebook listed"
+    assert methods <= {"executed in this build", "from the cache"}, methods
+
+
 # ------------------------------------------------------------------------------------------------
 # In headless Chromium at 1280 px
 # ------------------------------------------------------------------------------------------------

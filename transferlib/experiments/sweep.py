@@ -70,9 +70,17 @@ def result_store(
     return ResultStore(path, key_columns, scale=run.scale)
 
 
-def _one_torch_thread() -> None:
+def _init_worker() -> None:
+    """A sweep worker: one torch thread; Ctrl-C (SIGINT) is the driver's to handle.
+
+    A notebook's kernel is interrupted and shut down through SIGINT to its process group; a
+    worker that received it too would print a KeyboardInterrupt traceback into the build log.
+    """
+    import signal
+
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
 
 
@@ -100,7 +108,7 @@ def local_executor(run: RunParams, workers: int | None = None) -> Executor | Non
     if workers < 2:
         return None
     return ProcessPoolExecutor(
-        workers, mp_context=get_context("spawn"), initializer=_one_torch_thread
+        workers, mp_context=get_context("spawn"), initializer=_init_worker
     )
 
 
