@@ -268,6 +268,21 @@ def _image_file(page: Path, src: str) -> Path | None:
     return path if path.is_file() else None
 
 
+NEGATIVE_ZERO = re.compile(r"(?<![\w.])[-−]0\.0+(?![\d.])")
+
+
+def test_no_negative_zero_anywhere(book_html: Path) -> None:
+    # A glued "-0.000" is a rounding artefact: the number is zero.
+    found = [
+        f"{page.relative_to(book_html)}: {match.group(0)!r} in "
+        f"{text[max(match.start() - 40, 0) : match.end() + 20]!r}"
+        for page in content_pages(book_html)
+        for text in [article(page).text_content(separator=" ")]
+        for match in NEGATIVE_ZERO.finditer(text)
+    ]
+    assert not found, "negative zeros on rendered pages:\n" + "\n".join(found)
+
+
 def test_no_figure_image_appears_twice_on_a_page(book_html: Path) -> None:
     repeated = []
     for page in content_pages(book_html):

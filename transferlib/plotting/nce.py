@@ -117,7 +117,7 @@ def plot_transfer_pipeline() -> Figure:
         arrow((x0, 34.5), (x1, 34.5))
     ax.text(1, 16.5, "The proof's\nhead $\\bar k$", weight="bold", va="center")
     box(17, 12, 17, 9, "source head $h_Z$:\n$p_Z(z \\mid x)$", source)
-    box(40, 12, 20, 9, "$\\bar k$: $p_Y(y) = \\sum_z \\hat P(y \\mid z)\\, p_Z(z)$", head)
+    box(39, 12, 23, 9, "$\\bar k$: $p_Y(y) = \\sum_z \\hat P(y \\mid z)\\, p_Z(z)$", head)
     box(
         66,
         3,
@@ -135,9 +135,9 @@ def plot_transfer_pipeline() -> Figure:
         labels,
     )
     arrow((25.5, 29.4), (25.5, 21.6))
-    arrow((34.6, 16.5), (39.4, 16.5))
-    arrow((65.4, 7.5), (50, 11.4), labels)
-    arrow((60.6, 17.5), (65.4, 21.5))
+    arrow((34.6, 16.5), (38.4, 16.5))
+    arrow((65.4, 7.5), (50.5, 11.4), labels)
+    arrow((62.6, 17.5), (65.4, 21.5))
     return fig
 
 

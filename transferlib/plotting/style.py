@@ -164,9 +164,11 @@ def book_table(
     formats : mapping of column to format string, optional
         Other formats for some columns, e.g. ``{"p": "{:.1e}"}`` for p-values.
     index : bool
-        Show the index (for a table whose index names its rows).
+        Show the index, as the first column (for a table whose index names its rows).
     """
     formats = dict(formats or {})
+    if index:  # the index becomes the first column: one header row, not two
+        table = table.rename_axis(table.index.name or "").reset_index()
     styler = table.style.format(lambda v: _number(v, precision))
     for column, spec in formats.items():
         styler = styler.format(spec, subset=[column], na_rep="–")
@@ -176,7 +178,7 @@ def book_table(
             {"selector": "th", "props": "text-align: left;"},
         ]
     )
-    return styler if index else styler.hide(axis="index")
+    return styler.hide(axis="index")
 
 
 def caption_suffix(
