@@ -252,7 +252,7 @@ def plot_correlation_panels(
     """
     groups = [(None, table)] if panel is None else list(table.groupby(panel, sort=False))
     groups = groups[:max_panels] if max_panels is not None else groups
-    fig, axes = _grid(len(groups), ncols, (3.6, 3.1) if panel is not None else (5.6, 4.0))
+    fig, axes = _grid(len(groups), ncols, (3.6, 3.1) if len(groups) > 1 else (5.6, 4.0))
     fit_colour = concept_colour("fit")
     for ax, (name, group) in zip(axes, groups):
         gx, gy = group[x].to_numpy(float), group[y].to_numpy(float)
