@@ -169,10 +169,12 @@ class NCEPreset(Preset):
 #: at their majority baseline: ``tilt_left`` (kept: it is built to be nearly invisible),
 #: ``monospace``, ``digit``, ``symbol``, ``centred``, ``has_ascender``, ``has_descender``,
 #: ``closed_loop``, ``symmetric_ud``, ``has_dot``; five more beat it by under seven points
-#: (``serif``, ``greek``, ``symmetric_lr``, ``straight_strokes``, ``narrow``). Those fifteen are
+#: (``serif``, ``greek``, ``symmetric_lr``, ``straight_strokes``, ``narrow``). The position
+#: attributes ``shifted_up`` and ``shifted_left`` learn in three epochs at lr 0.1 but stay at the
+#: majority class in some seeds with two epochs (at lr 0.2 even with three). Those seventeen are
 #: transfer targets only at this scale. Most of them are functions of the character with CE 0:
-#: leaving them out removes the cases where transfer from identity beats a dedicated network by
-#: the widest margin, so it works against the paper's Table 1 claim, not for it.
+#: leaving them out removes cases where transfer from identity beats a dedicated network by a
+#: wide margin, so it works against the paper's Table 1 claim, not for it.
 BOOK_DEDICATED = (
     "dark_background",
     "tilt_left",
@@ -186,8 +188,6 @@ BOOK_DEDICATED = (
     "warm_background",
     "large",
     "small",
-    "shifted_up",
-    "shifted_left",
     "noisy",
     "low_contrast",
     "gradient_background",
@@ -200,7 +200,7 @@ BOOK = NCEPreset(
     training=TrainingSpec(
         model="small_cnn",
         epochs=2,
-        lr=0.2,
+        lr=0.1,
         batch_size=64,
         width=8,
         nesterov=True,
