@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 from sphinx.application import Sphinx
@@ -136,8 +137,47 @@ def _drop_duplicate_scripts(
     context["script_files"] = unique
 
 
+EXECUTED, FROM_CACHE = "executed in this build", "from the cache"
+_EXEC_TABLE = "{nb-exec-table}"
+
+
+def _start_clock(app: Sphinx) -> None:
+    app.transferlib_build_started = time.time()
+
+
+def _exec_tables_outdated(app: Sphinx, env, added, changed, removed) -> list[str]:
+    """Re-read the pages with an execution table every build (their table is about this build)."""
+    pages = []
+    for docname in env.found_docs:
+        path = Path(env.doc2path(docname))
+        if path.suffix == ".md" and _EXEC_TABLE in path.read_text(encoding="utf-8"):
+            pages.append(docname)
+    return [p for p in pages if p not in added and p not in changed]
+
+
+def execution_method(exec_data: dict, build_started: float) -> str:
+    """Whether a notebook's outputs were computed in the build started at ``build_started``.
+
+    myst-nb stamps an executed notebook with the time it ran and a notebook taken from the
+    jupyter-cache with the time its cache record was made, so the stamp tells the two apart.
+    """
+    mtime = exec_data.get("mtime")
+    return EXECUTED if mtime is not None and mtime >= build_started else FROM_CACHE
+
+
+def _label_execution_methods(app: Sphinx, env) -> None:
+    started = getattr(app, "transferlib_build_started", time.time())
+    for data in getattr(env, "nb_metadata", {}).values():
+        exec_data = data.get("exec_data")
+        if exec_data:
+            exec_data["method"] = execution_method(exec_data, started)
+
+
 def setup(app: Sphinx) -> dict:
     app.add_config_value("transferlib_scale", "book", "env")
+    app.connect("builder-inited", _start_clock)
+    app.connect("env-get-outdated", _exec_tables_outdated)
+    app.connect("env-updated", _label_execution_methods)
     app.connect("config-inited", _configure)
     app.connect("source-read", _mark_code_version)
     app.connect("env-get-outdated", _outdated_by_code)

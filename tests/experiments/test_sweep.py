@@ -207,13 +207,15 @@ def _torch_threads(item: str) -> dict:
 
 @pytest.mark.slow
 def test_local_executor_runs_items_in_single_threaded_worker_processes(tmp_path):
+    from transferlib.config import run_parameters
     from transferlib.experiments.sweep import local_executor
 
+    run = run_parameters(device="cpu", cache_dir=str(tmp_path))
     store = ResultStore(tmp_path / "rows.csv", ["task"])
-    with local_executor(2) as pool:
+    with local_executor(run, 2) as pool:
         table = run_sweep(store, ITEMS, _torch_threads, keys=keys, executor=pool, progress=False)
     assert list(table["task"]) == ITEMS
     assert (table["threads"] == 1).all()
     assert os.getpid() not in set(table["pid"])
     with pytest.raises(ValueError, match="workers"):
-        local_executor(0)
+        local_executor(run, 0)

@@ -70,24 +70,47 @@ def result_store(
     return ResultStore(path, key_columns, scale=run.scale)
 
 
-def _one_torch_thread() -> None:
+def _init_worker() -> None:
+    """A sweep worker: one torch thread; Ctrl-C (SIGINT) is the driver's to handle.
+
+    A notebook's kernel is interrupted and shut down through SIGINT to its process group; a
+    worker that received it too would print a KeyboardInterrupt traceback into the build log.
+    """
+    import signal
+
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
 
 
-def local_executor(workers: int | None = None) -> ProcessPoolExecutor:
-    """A pool of ``workers`` processes (default: one per CPU core) for :func:`run_sweep`.
+def local_executor(run: RunParams, workers: int | None = None) -> Executor | None:
+    """Worker processes for :func:`run_sweep` on this machine's CPU cores, or None.
 
-    Each worker runs torch on one thread: for the small networks of the book, one process per
-    core is faster than one process with a thread per core. Workers are started with ``spawn``
-    (safe from notebooks and from processes that already use torch threads).
+    Small networks on a CPU use two cores better as two single-threaded processes, each training
+    its own network, than as one process with two threads. Returns None (compute in this
+    process) when ``run.device`` is not the CPU (one accelerator is best driven by one process)
+    or when only one core is available.
+
+    Parameters
+    ----------
+    run : RunParams
+    workers : int, optional
+        Number of processes (default: the cores this process may use).
     """
-    workers = (os.cpu_count() or 1) if workers is None else workers
+    from transferlib.training import resolve_device
+
+    if resolve_device(run.device).type != "cpu":
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if workers is None:
+        workers = cores or 1
     if workers < 1:
         raise ValueError(f"workers must be positive, got {workers}")
+    if workers < 2:
+        return None
     return ProcessPoolExecutor(
-        workers, mp_context=get_context("spawn"), initializer=_one_torch_thread
+        workers, mp_context=get_context("spawn"), initializer=_init_worker
     )
 
 
