@@ -192,6 +192,26 @@ TABLE = {
         {"features": X, "target_labels": Y},
         {**FEATURE_SCORE_CASES, "eps": real_cases(0.0, -1.0)},
     ),
+    "parc": (
+        scores.parc,
+        {"features": X, "target_labels": Y},
+        {
+            "features": features_cases(X) + [(X[:, :1], ValueError, "at least 2")],
+            "target_labels": label_cases(Y) + [(np.arange(12), ValueError, "single sample")],
+            "n_components": int_cases(1, -3, allow_none=True),
+        },
+    ),
+    "sfda": (
+        scores.sfda,
+        {"features": X, "target_labels": Y},
+        {
+            "features": features_cases(X)
+            + [(Y[:, None] * np.ones((1, 3)), ValueError, "single point")],
+            "target_labels": label_cases(Y),
+            "shrinkage": real_cases(-0.1, 1.5, allow_none=True),
+            "average": choice_cases(),
+        },
+    ),
     "eep_predictions": (
         scores.eep_predictions,
         {"source_probs": PROBS, "target_labels": Y},

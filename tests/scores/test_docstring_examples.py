@@ -13,6 +13,8 @@ MODULES = [
     "transferlib.scores.gbc",
     "transferlib.scores.transrate",
     "transferlib.scores.nleep",
+    "transferlib.scores.parc",
+    "transferlib.scores.sfda",
     "transferlib.scores.p2l",
     "transferlib.evaluation.correlation",
     "transferlib.evaluation.ranking",

@@ -23,6 +23,8 @@ from transferlib.scores import (
     logme,
     nce,
     nleep,
+    parc,
+    sfda,
     shrinkage_h_score,
     transrate,
 )
@@ -34,8 +36,19 @@ FEATURE_SCORES = {
     "logme": logme,
     "gbc": gbc,
     "transrate": transrate,
+    "parc": parc,
+    "sfda": sfda,
 }
-SCALE_INVARIANT = ["h_score", "shrinkage_h_score", "h_score_transferability", "logme", "gbc"]
+SCALE_INVARIANT = [
+    "h_score",
+    "shrinkage_h_score",
+    "h_score_transferability",
+    "logme",
+    "gbc",
+    "parc",
+]
+#: PARC correlates each sample's features across columns: it needs two.
+MIN_COLUMNS = {"parc": 2}
 SETTINGS = settings(
     max_examples=25,
     deadline=None,
@@ -94,6 +107,7 @@ def _relabel(y, seed):
 @given(data=labelled_features(), seed=st.integers(0, 1000))
 def test_feature_scores_ignore_label_names_and_row_order(name, data, seed):
     x, y = data
+    assume(x.shape[1] >= MIN_COLUMNS.get(name, 1))
     score = FEATURE_SCORES[name]
     value = _quiet(score, x, y)
     assert math.isfinite(value)
@@ -108,6 +122,7 @@ def test_feature_scores_ignore_label_names_and_row_order(name, data, seed):
 def test_scale_invariant_scores_at_any_magnitude(name, data, exponent):
     """Exact power-of-two scales reach 1e-170 and 1e150 and give the same value."""
     x, y = data
+    assume(x.shape[1] >= MIN_COLUMNS.get(name, 1))
     score = FEATURE_SCORES[name]
     value = _quiet(score, x, y)
     assert _quiet(score, np.ldexp(x, exponent), y) == pytest.approx(value, rel=1e-9, abs=1e-12)
@@ -224,6 +239,7 @@ torch.set_num_threads(1)
 def test_numpy_and_torch_agree(name, data):
     """float64: 1e-8; float32 input (computed in float64 by both): 1e-7 of each other."""
     x, y = data
+    assume(x.shape[1] >= MIN_COLUMNS.get(name, 1))
     score = FEATURE_SCORES[name]
     expected = _quiet(score, x, y)
     assert _quiet(score, torch.as_tensor(x), torch.as_tensor(y)) == pytest.approx(

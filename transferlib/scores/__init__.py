@@ -37,6 +37,8 @@ from transferlib.scores.label_based import conditional_entropy, hardness, nce
 from transferlib.scores.leep import eep_predictions, leep
 from transferlib.scores.logme import logme
 from transferlib.scores.nleep import nleep
+from transferlib.scores.parc import parc
+from transferlib.scores.sfda import sfda
 from transferlib.scores.transrate import transrate
 
 __all__ = [
@@ -54,6 +56,8 @@ __all__ = [
     "nce",
     "nleep",
     "p2l",
+    "parc",
+    "sfda",
     "shrinkage_h_score",
     "transrate",
 ]

@@ -145,6 +145,12 @@ class Namespace:
         """Largest absolute entry (two reductions, no temporary)."""
         return max(-self.item(self.min(x)), self.item(self.max(x)))
 
+    def column_max_abs(self, x: Any) -> Any:
+        """(d,) largest absolute entry of every column."""
+        if self.torch is None:
+            return np.abs(x).max(axis=0)
+        return x.abs().amax(dim=0)
+
     def min(self, x: Any) -> Any:
         return np.min(x) if self.torch is None else self.torch.min(x)
 
@@ -153,6 +159,40 @@ class Namespace:
         if self.torch is None:
             return np.einsum("ij,ij->i", x, x)
         return self.torch.einsum("ij,ij->i", x, x)
+
+    def log_softmax(self, x: Any) -> Any:
+        """Row-wise log-softmax of a matrix (max-shifted, so any finite logits are safe)."""
+        if self.torch is None:
+            from scipy.special import log_softmax
+
+            return log_softmax(x, axis=1)
+        return self.torch.log_softmax(x, dim=1)
+
+    def round(self, x: Any, decimals: int) -> Any:
+        """Round half to even to ``decimals`` decimals (both libraries do so)."""
+        if self.torch is None:
+            return np.round(x, decimals)
+        return self.torch.round(x, decimals=decimals)
+
+    # -- ordering -----------------------------------------------------------------------
+    def upper_triangle(self, a: Any) -> Any:
+        """The entries strictly above the diagonal of a square matrix, row by row."""
+        if self.torch is None:
+            return a[np.triu_indices(a.shape[0], 1)]
+        rows, cols = self.torch.triu_indices(a.shape[0], a.shape[0], 1, device=self.device)
+        return a[rows, cols]
+
+    def argsort(self, x: Any) -> Any:
+        """Stable ascending argsort of a vector."""
+        if self.torch is None:
+            return np.argsort(x, kind="stable")
+        return self.torch.argsort(x, stable=True)
+
+    def searchsorted(self, sorted_values: Any, values: Any, side: str) -> Any:
+        """Insertion indices of ``values`` in ascending ``sorted_values`` (``side`` left/right)."""
+        if self.torch is None:
+            return np.searchsorted(sorted_values, values, side=side)
+        return self.torch.searchsorted(sorted_values, values, side=side)
 
     # -- linear algebra ---------------------------------------------------------------
     def gram(self, x: Any) -> Any:

@@ -13,6 +13,8 @@ from transferlib.scores.label_based import nce
 from transferlib.scores.leep import leep
 from transferlib.scores.logme import logme
 from transferlib.scores.nleep import nleep
+from transferlib.scores.parc import parc
+from transferlib.scores.sfda import sfda
 from transferlib.scores.transrate import transrate
 
 __all__ = ["SCORES", "ScoreInfo"]
@@ -75,6 +77,8 @@ def _entries() -> dict[str, ScoreInfo]:
         ("nleep", nleep, "features", "Li et al., CVPR 2021"),
         ("gbc", gbc, "features", "Pandy et al., CVPR 2022"),
         ("transrate", transrate, "features", "Huang et al., ICML 2022"),
+        ("parc", parc, "features", "Bolya, Mittapalli & Hoffman, NeurIPS 2021"),
+        ("sfda", sfda, "features", "Shao et al., ECCV 2022"),
     ]
     return {name: ScoreInfo(name, fn, needs, ref) for name, fn, needs, ref in table}
 
