@@ -23,18 +23,45 @@ _DECAY = 5.0
 _FLOOR = 1e-10
 
 
-def _within_scatter(xp: Namespace, f: Any, codes: Any, k: int, counts: Any) -> tuple[Any, Any]:
-    """Class means (k, d) and the pooled within-class covariance
-    :math:`S_W = \\frac1n \\sum_i (x_i - \\mu_{y_i})(x_i - \\mu_{y_i})^\\top` (d, d)."""
+def _class_residuals(xp: Namespace, f: Any, codes: Any, k: int, counts: Any) -> tuple[Any, Any]:
+    """Class means (k, d) and the rows minus their class mean (n, d)."""
     means = xp.class_sums(xp.asarray(f), codes, k) / counts[:, None]
-    within = f - xp.take_rows(means, codes)
-    return means, (within.T @ within) / f.shape[0]
+    return means, f - xp.take_rows(means, codes)
 
 
-def _adaptive_shrinkage(xp: Namespace, scatter: Any, exponent: int) -> float:
-    """:math:`\\max(e^{-5\\sigma}, 10^{-10})`, :math:`\\sigma` the largest eigenvalue of
-    :math:`S_W` of the features before they were scaled by ``2**-exponent``."""
-    largest = xp.item(xp.max(xp.eigvalsh(scatter)))
+def _precision_times(
+    xp: Namespace, within: Any, gram: Any, scale: float, ridge: float, m: Any
+) -> Any | None:
+    r""":math:`\Sigma^{-1} M` for :math:`\Sigma = a S_W + bI` (``scale`` :math:`a`,
+    ``ridge`` :math:`b`), :math:`S_W = W^\top W / n`, given the smaller Gram matrix
+    ``gram`` of the residuals :math:`W` divided by :math:`n`; None when :math:`\Sigma` is
+    numerically singular.
+
+    With :math:`d \le n` one Cholesky factorisation of :math:`\Sigma` (:math:`d \times d`);
+    otherwise, when :math:`a, b > 0`, the Woodbury identity
+    :math:`\Sigma^{-1} M = b^{-1}\big(M - W^\top (nb/a\,I_n + WW^\top)^{-1} W M\big)`
+    needs one of :math:`n \times n`: :math:`O(n^2 d)` instead of :math:`O(d^3)`.
+    """
+    n, d = within.shape
+    if d <= n or scale == 0.0 or ridge == 0.0:
+        if scale == 0.0:
+            return m / ridge if ridge > 0.0 else None
+        covariance = xp.add_diagonal(scale * (gram if d <= n else within.T @ within / n), ridge)
+        factor = xp.cholesky(covariance)
+        if factor is None:
+            return None
+        return xp.solve_lower(factor, xp.solve_lower(factor, m), transpose=True)
+    factor = xp.cholesky(xp.add_diagonal(n * gram, n * ridge / scale))  # n I b/a + W W^T
+    if factor is None:
+        return None
+    inner = xp.solve_lower(factor, xp.solve_lower(factor, within @ m), transpose=True)
+    return (m - within.T @ inner) / ridge
+
+
+def _adaptive_shrinkage(largest: float, exponent: int) -> float:
+    """:math:`\\max(e^{-5\\sigma}, 10^{-10})` for the largest eigenvalue ``largest`` of
+    :math:`S_W` of features scaled by ``2**-exponent`` (:math:`\\sigma` is that of the
+    features before scaling)."""
     if largest <= 0.0:
         return 1.0
     if math.log(largest) + 2 * exponent * math.log(2.0) > math.log(1e3):
@@ -49,23 +76,24 @@ def _log_posteriors(
     covariance :math:`\Sigma = (1-\lambda)S_W + \lambda\frac{\operatorname{tr}S_W}{d}I`,
     the class means, and :math:`\lambda` (computed when ``shrinkage`` is None)."""
     n, d = f.shape
-    means, scatter = _within_scatter(xp, f, codes, k, counts)
-    trace = xp.item(xp.sum(xp.add_diagonal(xp.zeros((d, d)), 1.0) * scatter))
+    means, within = _class_residuals(xp, f, codes, k, counts)
+    trace = xp.item(xp.sum(within * within)) / n
     if trace <= 0.0:
         raise ValueError(
             "features: every class is a single point (zero within-class scatter), so "
             "sfda's Fisher discriminant is undefined"
         )
+    gram = xp.gram(within) / n  # S_W (d <= n), or W W^T / n: the same non-zero eigenvalues
     if shrinkage is None:
-        shrinkage = _adaptive_shrinkage(xp, scatter, exponent)
-    covariance = xp.add_diagonal((1.0 - shrinkage) * scatter, shrinkage * trace / d)
-    factor = xp.cholesky(covariance)
-    if factor is None:
+        shrinkage = _adaptive_shrinkage(xp.item(xp.max(xp.eigvalsh(gram))), exponent)
+    precision_means = _precision_times(
+        xp, within, gram, 1.0 - shrinkage, shrinkage * trace / d, means.T
+    )
+    if precision_means is None:
         raise ValueError(
             f"features: the regularised within-class covariance is singular at "
             f"shrinkage={shrinkage:g}; use a positive shrinkage"
         )
-    precision_means = xp.solve_lower(factor, xp.solve_lower(factor, means.T), transpose=True)
     logits = (
         f @ precision_means - 0.5 * xp.sum(means.T * precision_means, axis=0) + xp.log(counts / n)
     )
@@ -144,7 +172,8 @@ def sfda(
     :math:`VV^\top = \Sigma_\lambda^{-1}`: the Fisher-space posterior is the linear
     discriminant with covariance :math:`\Sigma_\lambda`, and the between-class scatter
     drops out. It is computed with one Cholesky factorisation per pass, no
-    eigenproblem. The mixing weight :math:`w_i` is a softmax over the *posteriors*, as in
+    eigenproblem (by the Woodbury identity, of an :math:`n \times n` matrix when
+    :math:`d > n`). The mixing weight :math:`w_i` is a softmax over the *posteriors*, as in
     that code (it lies in :math:`[1/(1 + (K-1)e), e/(e + K - 1)]`), and
     :math:`\bar\mu_{-c}` is the unweighted mean of the other classes' means. Differences:
     :math:`\sigma_{\max}(S_W)` is the exact largest eigenvalue (the code runs three power
@@ -152,7 +181,13 @@ def sfda(
     instability"), available as ``average="probability"`` — log-posteriors are
     computed as log-softmax of the logits here, which is stable. Features of extreme
     magnitude are scaled by an exact power of two first, with :math:`\lambda` computed for
-    the original scale. Time :math:`O(nd^2 + d^3)`.
+    the original scale. Time :math:`O(nd\min(n, d) + \min(n, d)^3)`.
+
+    Few samples: when :math:`d \ge n - K`, :math:`S_W` is singular and, with
+    :math:`\lambda` at its floor (features of variance above about 5), a linear
+    discriminant separates the training samples exactly, so SFDA is 0 (probability 1)
+    for every such model and cannot rank them; use more samples than dimensions, a
+    larger ``shrinkage``, or project the features first (e.g. PCA).
 
     References
     ----------
