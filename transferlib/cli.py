@@ -8,6 +8,7 @@ Usage::
     transferlib cache info
     transferlib cache clear [--yes] [--data] [--models] [--features] [--results] [--scale smoke]
     transferlib env
+    transferlib rank FOLDER --model efficientnet_lite0 --model resnet18=ckpt.pt --score logme
     transferlib --version
 
 ``run`` checks every parameter before anything starts (:func:`transferlib.config.run_parameters`),
@@ -519,6 +520,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list the notebooks and their parameters")
     sub.add_parser("env", help="print the scale, hardware and package versions")
 
+    rank = sub.add_parser(
+        "rank",
+        help="rank candidate models for your own ImageFolder by transferability scores",
+        description="Rank candidate models on FOLDER/<class>/<image> by transferability scores.",
+    )
+    rank.add_argument("folder", help="target images, one subfolder per class")
+    rank.add_argument(
+        "-m",
+        "--model",
+        action="append",
+        required=True,
+        help="candidate (repeat): efficientnet_lite0/1/2, ARCH=checkpoint.pt (torchvision "
+        "architecture) or package.module:function",
+    )
+    rank.add_argument(
+        "-s",
+        "--score",
+        action="append",
+        help="score (repeat; default: logme, parc, gbc); the first orders the table",
+    )
+    rank.add_argument("--layer", help="layer to take features from (default: penultimate)")
+    rank.add_argument("--image-size", type=int, default=128, help="pixels (default 128)")
+    rank.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    rank.add_argument("--out", help="folder for ranking.csv and ranking.png")
+    rank.add_argument(
+        "--cache-dir", help=f"cache directory (default: ${ENV_VAR} or ~/.cache/transferlib)"
+    )
+    rank.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
     cache = sub.add_parser("cache", help="inspect or clear the cache directory")
     cache.add_argument("action", choices=("info", "clear"))
     cache.add_argument(
@@ -573,11 +603,32 @@ def _cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rank(args: argparse.Namespace) -> int:
+    from transferlib.rank import DEFAULT_SCORES, rank_models, write_report
+
+    table = rank_models(
+        args.folder,
+        args.model,
+        scores=args.score or DEFAULT_SCORES,
+        layer=args.layer,
+        image_size=args.image_size,
+        device=args.device,
+        cache_dir=args.cache_dir,
+        progress=not args.no_progress,
+    )
+    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    if args.out:
+        for path in write_report(table, args.out, title=f"Candidate models on {args.folder}"):
+            print(f"wrote {path}")
+    return 0
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _run,
     "list": _list,
     "env": _env,
     "cache": _cache,
+    "rank": _rank,
 }
 
 
