@@ -538,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-s",
         "--score",
         action="append",
-        help="score (repeat; default: logme, parc, gbc); the first orders the table",
+        help="score (repeat; default: logme, leep, parc); the first orders the table",
     )
     rank.add_argument("--layer", help="layer to take features from (default: penultimate)")
     rank.add_argument("--image-size", type=int, default=128, help="pixels (default 128)")

@@ -43,10 +43,11 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_SCORES", "ImageFolderTarget", "load_target", "rank_models", "write_report"]
 
-#: Scores computed when none are chosen: feature-based, so every candidate model has them,
-#: and informative with fewer images than feature dimensions (SFDA and the H-scores
-#: saturate there); to be revisited with the benchmark chapter's results.
-DEFAULT_SCORES = ("logme", "parc", "gbc")
+#: Scores computed when none are chosen: informative with fewer images than feature
+#: dimensions (SFDA and the H-scores saturate there, and GBC's Bhattacharyya coefficients
+#: underflow to 0 in 1280 dimensions); LEEP needs models that end in a classifier. To be
+#: revisited with the benchmark chapter's results.
+DEFAULT_SCORES = ("logme", "leep", "parc")
 PACKAGED = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -292,6 +293,23 @@ def _is_distribution(output: Any) -> bool:
     return bool((output >= 0).all()) and bool(((output.sum(1) - 1).abs() < 1e-4).all())
 
 
+def _extraction_version() -> str:
+    """Version of the code that turns images into features: the model and image modules
+    and the extraction functions here (not the scores, which are recomputed on every call,
+    so a change to a score does not discard extracted features)."""
+    import inspect
+    import textwrap
+
+    from transferlib.provenance import code_version, source_fingerprint
+
+    functions = (_torchvision_model, _read_checkpoint, build_candidate, _extract)
+    source = "\n".join(textwrap.dedent(inspect.getsource(f)) for f in functions)
+    modules = code_version(
+        "transferlib.models", "transferlib.data.real", "transferlib.training.device"
+    )
+    return f"{modules}-{source_fingerprint(source)[:16]}"
+
+
 # ------------------------------------------------------------------------------------ ranking
 def rank_models(
     target_folder: str | Path,
@@ -345,8 +363,6 @@ def rank_models(
     """
     import pandas as pd
 
-    from transferlib.provenance import code_version
-
     if isinstance(models, str) or not models:
         raise ValueError("models must be a non-empty list of model strings")
     if isinstance(scores, str) or not scores:
@@ -359,19 +375,27 @@ def rank_models(
     target = load_target(target_folder)
     images = target.images(image_size)
     images_key = target.fingerprint()
-    version = code_version("transferlib.rank")
+    version = _extraction_version()
     rows = {}
     needs_probs = [name for name in scores if SCORES[name].needs != "features"]
-    for spec in models:
-        model, packaged = build_candidate(spec, image_size)
-        if needs_probs and "probs" not in _extract(
-            model, packaged, images[:2], layer, device, False, spec
-        ):
+
+    def check_probs(outputs: dict[str, np.ndarray], spec: str) -> dict[str, np.ndarray]:
+        if needs_probs and "probs" not in outputs:
             raise ValueError(
                 f"score(s) {needs_probs} need the class probabilities of model {spec}, whose "
                 "output is not a class distribution (it does not end in a linear classifier); "
                 "choose feature-based scores for it"
             )
+        return outputs
+
+    for spec in models:
+        model, packaged = build_candidate(spec, image_size)
+
+        def build(model: Any = model, packaged: bool = packaged, spec: str = spec) -> Any:
+            # two images first, so a model without probabilities fails before extraction
+            check_probs(_extract(model, packaged, images[:2], layer, device, False, spec), spec)
+            return _extract(model, packaged, images, layer, device, progress, spec)
+
         started = time.perf_counter()
         key = config_key(
             {
@@ -385,9 +409,7 @@ def rank_models(
         outputs, cached = load_or_build(
             "features",
             f"rank-{key}",
-            lambda model=model, packaged=packaged, spec=spec: _extract(
-                model, packaged, images, layer, device, progress, spec
-            ),
+            build,
             save=save_npz,
             load=load_npz,
             suffix=".npz",
@@ -395,6 +417,7 @@ def rank_models(
             description={"what": "transferlib rank features", "model": spec, "layer": layer},
         )
         seconds = 0.0 if cached else time.perf_counter() - started
+        check_probs(outputs, spec)
         row = {}
         for name in scores:
             probs = outputs.get("probs")
