@@ -436,7 +436,7 @@ def rank_models(
 
 
 def write_report(table: pd.DataFrame, out: str | Path, title: str = "") -> list[Path]:
-    """Write ``ranking.csv`` and ``ranking.png`` (one bar panel per score) into ``out``."""
+    """Write ``ranking.csv`` and ``ranking.png`` (one dot-plot panel per score) into ``out``."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -456,10 +456,16 @@ def write_report(table: pd.DataFrame, out: str | Path, title: str = "") -> list[
         sharey=True,
         layout="constrained",
     )
+    labels = table.index.astype(str)
     for ax, name in zip(axes[0], score_names, strict=True):
-        ax.barh(table.index.astype(str), table[name], color="#4477aa")
+        # dots, not bars: scores are often negative, and a bar from 0 would make the better
+        # (less negative) score look smaller
+        ax.hlines(labels, table[name].min(), table[name], color="#bbbbbb", linewidth=1)
+        ax.plot(table[name], labels, "o", color="#4477aa")
         ax.set_title(name)
-        ax.set_xlabel("higher is better")
+        ax.set_xlabel("score (higher is better)")
+        ax.margins(x=0.15, y=0.2)
+        ax.grid(axis="x", alpha=0.3)
     axes[0][0].invert_yaxis()  # best model on top
     fig.suptitle(title or "Transferability of the candidate models")
     png = out / "ranking.png"
