@@ -131,10 +131,11 @@ def parc(features: Any, target_labels: Any, n_components: int | None = None) -> 
     Returns
     -------
     float
-        PARC in [-1, 1]. Invariant to the order of the samples, to label names, to a
-        positive scale and any shift of each feature column (by the standardisation),
-        and, without ``n_components``, to the order of the columns. 0 when every pair of
-        samples is equally dissimilar (e.g. identical features).
+        PARC in [-1, 1]. Invariant to the order of the samples and of the columns, to
+        label names and to a shift and a positive scale of all features; without
+        ``n_components`` also to a separate positive scale and shift of each column (the
+        standardisation removes them; PCA, which comes first, does not). 0 when every pair
+        of samples is equally dissimilar (e.g. identical features).
 
     Raises
     ------

@@ -174,7 +174,7 @@ def sfda(
     drops out. It is computed with one Cholesky factorisation per pass, no
     eigenproblem (by the Woodbury identity, of an :math:`n \times n` matrix when
     :math:`d > n`). The mixing weight :math:`w_i` is a softmax over the *posteriors*, as in
-    that code (it lies in :math:`[1/(1 + (K-1)e), e/(e + K - 1)]`), and
+    that code (it lies in :math:`[1/(e + K - 1), e/(e + K - 1)]`), and
     :math:`\bar\mu_{-c}` is the unweighted mean of the other classes' means. Differences:
     :math:`\sigma_{\max}(S_W)` is the exact largest eigenvalue (the code runs three power
     iterations); the code averages probabilities, not their logarithms ("in case of
