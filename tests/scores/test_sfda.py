@@ -119,6 +119,24 @@ def test_invariances():
     assert sfda(x * 37.0, y, shrinkage=0.2) == pytest.approx(fixed, rel=1e-10)
 
 
+def test_singular_within_scatter_with_as_many_samples_as_dimensions():
+    """4 samples in 4 dimensions (d = n, where the smaller Gram matrix is the samples'),
+    two classes: S_W has rank 2. The value must not depend on the row order (a version
+    that took the n x n Gram matrix for S_W gave -9013, -10486 and -226)."""
+    x = np.array(
+        [
+            [0.12573022, -0.13210486, 0.64042265, 0.10490012],
+            [-0.53566937, 0.36159505, 1.30400005, 0.94708096],
+            [-0.70373524, -1.26542147, -0.62327446, 0.04132598],
+            [-2.32503077, -0.21879166, -1.24591095, -0.73226735],
+        ]
+    )
+    y = np.array([0, 1, 0, 1])
+    values = [sfda(x[perm], y[perm]) for perm in ([0, 1, 2, 3], [3, 1, 0, 2], [2, 3, 1, 0])]
+    assert np.isfinite(values).all()
+    np.testing.assert_allclose(values, values[0], rtol=1e-7)
+
+
 def test_ranges_and_separable_features():
     x, y = _task(30, 5, 3, seed=6)
     assert sfda(x, y) <= 0 and 0 <= sfda(x, y, average="probability") <= 1

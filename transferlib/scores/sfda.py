@@ -21,6 +21,7 @@ _AVERAGES = ("log", "probability")
 #: lambda = exp(-_DECAY * largest eigenvalue of S_W), floored at _FLOOR (authors' code).
 _DECAY = 5.0
 _FLOOR = 1e-10
+_MACHINE_EPS = float(np.finfo(np.float64).eps)
 
 
 def _class_residuals(xp: Namespace, f: Any, codes: Any, k: int, counts: Any) -> tuple[Any, Any]:
@@ -29,33 +30,44 @@ def _class_residuals(xp: Namespace, f: Any, codes: Any, k: int, counts: Any) -> 
     return means, f - xp.take_rows(means, codes)
 
 
-def _precision_times(
-    xp: Namespace, within: Any, gram: Any, scale: float, ridge: float, m: Any
-) -> Any | None:
-    r""":math:`\Sigma^{-1} M` for :math:`\Sigma = a S_W + bI` (``scale`` :math:`a`,
-    ``ridge`` :math:`b`), :math:`S_W = W^\top W / n`, given the smaller Gram matrix
-    ``gram`` of the residuals :math:`W` divided by :math:`n`; None when :math:`\Sigma` is
-    numerically singular.
+def _within_spectrum(xp: Namespace, within: Any) -> tuple[Any, Any]:
+    r"""Eigenvalues :math:`s` (r,) above rounding level and the matching orthonormal
+    eigenvectors :math:`V` (d, r) of :math:`S_W = W^\top W / n`, from the smaller Gram
+    matrix of the residuals :math:`W` (for :math:`d \ge n`, :math:`v = W^\top u/\sqrt{ns}`).
 
-    With :math:`d \le n` one Cholesky factorisation of :math:`\Sigma` (:math:`d \times d`);
-    otherwise, when :math:`a, b > 0`, the Woodbury identity
-    :math:`\Sigma^{-1} M = b^{-1}\big(M - W^\top (nb/a\,I_n + WW^\top)^{-1} W M\big)`
-    needs one of :math:`n \times n`: :math:`O(n^2 d)` instead of :math:`O(d^3)`.
+    Eigenvalues at or below ``max(n, d) * eps`` times the largest are rounding noise of
+    exact zeros and are dropped, so the null space of :math:`S_W` is exact (with a ridge
+    near :math:`10^{-10}`, :math:`\Sigma_\lambda^{-1}` is largest there).
     """
     n, d = within.shape
-    if d <= n or scale == 0.0 or ridge == 0.0:
-        if scale == 0.0:
-            return m / ridge if ridge > 0.0 else None
-        covariance = xp.add_diagonal(scale * (gram if d <= n else within.T @ within / n), ridge)
-        factor = xp.cholesky(covariance)
-        if factor is None:
-            return None
-        return xp.solve_lower(factor, xp.solve_lower(factor, m), transpose=True)
-    factor = xp.cholesky(xp.add_diagonal(n * gram, n * ridge / scale))  # n I b/a + W W^T
-    if factor is None:
+    eigenvalues, vectors = xp.eigh(xp.gram(within) / n)
+    keep = eigenvalues > max(n, d) * _MACHINE_EPS * xp.item(xp.max(eigenvalues))
+    eigenvalues, vectors = eigenvalues[keep], vectors[:, keep]
+    if d >= n:  # xp.gram gave W W^T (samples), not W^T W
+        vectors = (within.T @ vectors) / xp.sqrt(n * eigenvalues)
+    return eigenvalues, vectors
+
+
+def _precision_times(
+    xp: Namespace, spectrum: tuple[Any, Any], d: int, scale: float, ridge: float, m: Any
+) -> Any | None:
+    r""":math:`\Sigma^{-1} M` for :math:`\Sigma = a S_W + bI` (``scale`` :math:`a`,
+    ``ridge`` :math:`b`) from the spectrum :math:`(s, V)` of :math:`S_W`:
+    :math:`V \operatorname{diag}(1/(as + b)) V^\top M + (M - VV^\top M)/b`; None when
+    :math:`\Sigma` is singular (:math:`b = 0` and :math:`S_W` not of full rank)."""
+    eigenvalues, vectors = spectrum
+    rank = eigenvalues.shape[0]
+    if ridge == 0.0 and rank < d:
         return None
-    inner = xp.solve_lower(factor, xp.solve_lower(factor, within @ m), transpose=True)
-    return (m - within.T @ inner) / ridge
+    projected = vectors.T @ m
+    inside = vectors @ (projected / (scale * eigenvalues + ridge)[:, None])
+    if rank == d:
+        return inside
+    # the part of M outside the range of S_W, projected out twice: after one pass its
+    # components inside the range are rounding residue, which 1/b would magnify
+    outside = m - vectors @ projected
+    outside = outside - vectors @ (vectors.T @ outside)
+    return inside + outside / ridge
 
 
 def _adaptive_shrinkage(largest: float, exponent: int) -> float:
@@ -83,11 +95,11 @@ def _log_posteriors(
             "features: every class is a single point (zero within-class scatter), so "
             "sfda's Fisher discriminant is undefined"
         )
-    gram = xp.gram(within) / n  # S_W (d <= n), or W W^T / n: the same non-zero eigenvalues
+    spectrum = _within_spectrum(xp, within)
     if shrinkage is None:
-        shrinkage = _adaptive_shrinkage(xp.item(xp.max(xp.eigvalsh(gram))), exponent)
+        shrinkage = _adaptive_shrinkage(xp.item(xp.max(spectrum[0])), exponent)
     precision_means = _precision_times(
-        xp, within, gram, 1.0 - shrinkage, shrinkage * trace / d, means.T
+        xp, spectrum, d, 1.0 - shrinkage, shrinkage * trace / d, means.T
     )
     if precision_means is None:
         raise ValueError(
@@ -171,10 +183,14 @@ def sfda(
     :math:`V` satisfy :math:`V^\top\Sigma_\lambda V = I`, projecting on all of them gives
     :math:`VV^\top = \Sigma_\lambda^{-1}`: the Fisher-space posterior is the linear
     discriminant with covariance :math:`\Sigma_\lambda`, and the between-class scatter
-    drops out. It is computed with one Cholesky factorisation per pass, no
-    eigenproblem (by the Woodbury identity, of an :math:`n \times n` matrix when
-    :math:`d > n`). The mixing weight :math:`w_i` is a softmax over the *posteriors*, as in
-    that code (it lies in :math:`[1/(e + K - 1), e/(e + K - 1)]`), and
+    drops out. It is computed from one symmetric eigendecomposition of :math:`S_W` per pass
+    (of the :math:`n \times n` Gram matrix when :math:`d \ge n`), no generalised
+    eigenproblem. Eigenvalues of :math:`S_W` at rounding level (``max(n, d) * eps``
+    relative to the largest) are taken as exact zeros, so the null space of a singular
+    :math:`S_W`, on which :math:`\Sigma_\lambda^{-1}` is up to :math:`10^{10}` times larger,
+    carries no rounding noise (the authors' code inverts the rounded matrix). The mixing
+    weight :math:`w_i` is a softmax over the *posteriors*, as in that code (it lies in
+    :math:`[1/(e + K - 1), e/(e + K - 1)]`), and
     :math:`\bar\mu_{-c}` is the unweighted mean of the other classes' means. Differences:
     :math:`\sigma_{\max}(S_W)` is the exact largest eigenvalue (the code runs three power
     iterations); the code averages probabilities, not their logarithms ("in case of
