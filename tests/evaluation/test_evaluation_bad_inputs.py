@@ -40,6 +40,32 @@ def real_cases(name, *out_of_range):
     return cases + [(v, ValueError, f"{name} must be") for v in out_of_range]
 
 
+P = np.array([[0.2, 0.8], [0.6, 0.4], [0.5, 0.5]])
+Z = np.array([0, 1, 1])
+Y = np.array([1, 0, 1])
+
+
+def prob_cases(name):
+    return [
+        (np.array([["a", "b"]] * 3), TypeError, f"{name} must be a real numeric"),
+        (None, TypeError, f"{name} must be a real numeric"),
+        (P[0], ValueError, f"{name} must be 2-D"),
+        (P * 3, ValueError, f"{name} rows must sum to 1 .*not logits"),
+        (np.r_[P[:2], [[np.nan, 1.0]]], ValueError, f"{name} contains NaN or inf"),
+        (P[:2], ValueError, f"length mismatch: .*{name}"),
+    ]
+
+
+def code_cases(name, length_mismatch=True):
+    cases = [
+        (Z.astype(float), TypeError, f"{name} must be integer class codes"),
+        (None, TypeError, f"{name} must be integer class codes, got None"),
+        (Z[None], ValueError, f"{name} must be a non-empty 1-D"),
+        (np.array([], dtype=int), ValueError, f"{name} must be a non-empty 1-D"),
+    ]
+    return cases + ([(Z[:2], ValueError, f"length mismatch: .*{name}")] if length_mismatch else [])
+
+
 CORRELATION = {
     "x": vector_cases(S, "x") + [([1, 1, 1, 1], ValueError, "x is constant")],
     "y": vector_cases(M, "y") + [([2, 2, 2, 2], ValueError, "y is constant")],
@@ -47,6 +73,45 @@ CORRELATION = {
 FIT = linear_fit_with_ci(S, M)
 
 TABLE = {
+    "log_likelihood": (
+        evaluation.log_likelihood,
+        {"probs": P, "labels": Z},
+        {
+            "probs": prob_cases("probs"),
+            "labels": code_cases("labels") + [([0, 2, 1], ValueError, "labels must lie in")],
+        },
+    ),
+    "mixture_log_likelihood": (
+        evaluation.mixture_log_likelihood,
+        {"source_probs": P, "source_labels": Z, "target_labels": Y},
+        {
+            "source_probs": prob_cases("source_probs"),
+            "source_labels": code_cases("source_labels")
+            + [([0, 2, 1], ValueError, "source_labels must lie in")],
+            "target_labels": [
+                (np.array([1, "a", 0], dtype=object), TypeError, "target_labels mixes"),
+                (None, TypeError, "target_labels must be a sequence"),
+                (Y[None], ValueError, "target_labels must be 1-D"),
+                (Y[:2], ValueError, "length mismatch: .*target_labels"),
+            ],
+        },
+    ),
+    "kbar_accuracy": (
+        evaluation.kbar_accuracy,
+        {
+            "train_source_labels": Z,
+            "train_target_labels": Y,
+            "test_source_probs": P,
+            "test_target_labels": Y,
+        },
+        {
+            "train_source_labels": code_cases("train_source_labels")
+            + [([0, 2, 1], ValueError, "train_source_labels must lie in")],
+            "train_target_labels": code_cases("train_target_labels"),
+            "test_source_probs": prob_cases("test_source_probs"),
+            "test_target_labels": code_cases("test_target_labels"),
+        },
+    ),
     "pearson": (evaluation.pearson, {"x": S, "y": M}, CORRELATION),
     "spearman": (evaluation.spearman, {"x": S, "y": M}, CORRELATION),
     "kendall": (evaluation.kendall, {"x": S, "y": M}, CORRELATION),

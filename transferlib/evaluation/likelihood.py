@@ -19,10 +19,11 @@ __all__ = ["kbar_accuracy", "log_likelihood", "mixture_log_likelihood"]
 def _class_codes(labels: Any, name: str, n_classes: int) -> np.ndarray:
     """Integer codes that index the ``n_classes`` columns of a probability matrix."""
     codes = to_numpy(labels)
+    if labels is None or not np.issubdtype(codes.dtype, np.integer):
+        got = "None" if labels is None else f"dtype {codes.dtype}"
+        raise TypeError(f"{name} must be integer class codes, got {got}")
     if codes.ndim != 1 or codes.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D array, got shape {codes.shape}")
-    if not np.issubdtype(codes.dtype, np.integer):
-        raise TypeError(f"{name} must be integer class codes, got dtype {codes.dtype}")
     if codes.min() < 0 or codes.max() >= n_classes:
         raise ValueError(f"{name} must lie in [0, {n_classes}), the columns of the probabilities")
     return codes
