@@ -86,12 +86,12 @@ DESCRIPTIONS: dict[str, str] = {
     "of the image side, clipped to 1",
     "reshading": "Lambertian shading n.l of the embossed height map, light from the top left",
     "occlusion": "gradient magnitude of the front glyph's mask where the back glyph lies "
-    "under it (occlusion boundaries), clipped to 1",
+    "under it (occlusion boundaries), blurred with a Gaussian of 1 px, times 4, clipped to 1",
 }
 
 _LIGHT = np.array([-1.0, -1.0, 1.5]) / np.linalg.norm([-1.0, -1.0, 1.5])
 _RELIEF = 0.25  # height-map slope gain per pixel of image side: how strongly glyphs stand out
-_BLUR_SIGMA = 0.04  # bump profile, as a fraction of the image side
+_BLUR_SIGMA = 0.07  # bump profile, as a fraction of the image side
 _HARRIS_K, _HARRIS_SCALE = 0.05, 0.0002
 _CHUNK = 1024
 
@@ -378,7 +378,9 @@ def _render_chunk(
         "keypoint2d": _harris(luminance)[:, 0].numpy(),
         "depth": np.clip(_layer_distance(segment) / (side / 4), 0, 1),
         "reshading": shading[:, 0].numpy(),
-        "occlusion": (2 * torch.sqrt(fx**2 + fy**2) * under).clamp(0, 1)[:, 0].numpy(),
+        "occlusion": (4 * _gaussian(torch.sqrt(fx**2 + fy**2) * under, 1.0)).clamp(0, 1)[
+            :, 0
+        ].numpy(),
     }
     return {
         "images": images.numpy(),
