@@ -378,9 +378,9 @@ def _render_chunk(
         "keypoint2d": _harris(luminance)[:, 0].numpy(),
         "depth": np.clip(_layer_distance(segment) / (side / 4), 0, 1),
         "reshading": shading[:, 0].numpy(),
-        "occlusion": (4 * _gaussian(torch.sqrt(fx**2 + fy**2) * under, 1.0)).clamp(0, 1)[
-            :, 0
-        ].numpy(),
+        "occlusion": (4 * _gaussian(torch.sqrt(fx**2 + fy**2) * under, 1.0))
+        .clamp(0, 1)[:, 0]
+        .numpy(),
     }
     return {
         "images": images.numpy(),

@@ -151,8 +151,9 @@ class HScorePreset(Preset):
     n_classes, train_per_class : int
         The §4.1 target: ``n_classes`` random classes, ``train_per_class`` training images each
         (all their test images).
-    head_c : float
-        Inverse L2 penalty of the softmax (logistic) heads, fitted to convergence.
+    head_c, head_tol : float
+        Inverse L2 penalty of the softmax (logistic) heads, and the gradient tolerance at which
+        L-BFGS stops (fitted to convergence).
     ks, draws : tuple of int, int
         Fig. 2b: targets with ``k`` of the §4.1 classes for each ``k``, ``draws`` each.
     target_layer : str
@@ -168,8 +169,11 @@ class HScorePreset(Preset):
         Training of a task with few labels, from its parent's encoder or from scratch.
     curriculum_labels, curriculum_seeds : int
         Labelled training images and seeds of the curriculum test.
+    attribute_kind : str or None
+        Binary attribute tasks of the Fig. 7 stand-in are of this kind (Glyphs: ``"character"``,
+        properties of the character, like NUS-WIDE's object labels); None: every kind.
     n_attributes : int or None
-        Binary attribute tasks of the Fig. 7 stand-in (the most balanced ones; None: all).
+        How many of them (the most balanced; None: all).
     attribute_train, attribute_test : int
         Images of the attribute networks.
     attribute_training : TrainingSpec
@@ -186,6 +190,7 @@ class HScorePreset(Preset):
     n_classes: int
     train_per_class: int
     head_c: float
+    head_tol: float
     ks: tuple[int, ...]
     draws: int
     target_layer: str
@@ -197,6 +202,7 @@ class HScorePreset(Preset):
     curriculum: TrainingSpec
     curriculum_labels: int
     curriculum_seeds: int
+    attribute_kind: str | None
     n_attributes: int | None
     attribute_train: int
     attribute_test: int
@@ -212,17 +218,19 @@ BOOK = HScorePreset(
     n_classes=100,
     train_per_class=50,
     head_c=1.0,
+    head_tol=1e-4,
     ks=(3, 5, 10, 20),
     draws=5,
-    target_layer="stage6",
+    target_layer="stage4",
     hgr_classes=3,
     hgr_steps=300,
     world=WorldSpec(n_images=4_000),
     encoder=TrainingSpec(model="encoder_decoder", epochs=6, lr=0.05, batch_size=64, width=16),
-    readout=TrainingSpec(model="encoder_decoder", epochs=4, lr=0.05, batch_size=64, width=8),
+    readout=TrainingSpec(model="encoder_decoder", epochs=3, lr=0.1, batch_size=128, width=8),
     curriculum=TrainingSpec(model="encoder_decoder", epochs=10, lr=0.05, batch_size=32, width=16),
     curriculum_labels=300,
     curriculum_seeds=1,
+    attribute_kind="character",
     n_attributes=12,
     attribute_train=3_000,
     attribute_test=1_000,
@@ -411,15 +419,19 @@ def _layer_row(run: RunParams, preset: HScorePreset, layer: str) -> dict[str, An
             spec.test_indices,
             "logistic",
             C=preset.head_c,
+            tol=preset.head_tol,
         )
     ).iloc[0]
     score = h_score(train, labels)
+    null = _null_h_score(train, labels, stream_seed(run.seed, "hscore", "null", layer))
     return {
         "layer": layer,
         "depth": list(_pretrained(run, preset).model.layers).index(layer),
         "dim": int(train.shape[1]),
         "h_score": score,
         "transferability": score / (spec.num_classes - 1),
+        "null_h_score": null,
+        "label_entropy": _entropy(labels),
         "train_log_loss": float(head["train_log_loss"]),
         "test_log_loss": float(head["test_log_loss"]),
         "train_accuracy": float(head["train_accuracy"]),
@@ -444,9 +456,10 @@ def run_layer_transfer(
     Returns
     -------
     DataFrame
-        One row per layer: ``layer, depth, dim, h_score, transferability, train_log_loss,
-        test_log_loss, train_accuracy, test_accuracy, majority_accuracy, num_classes, n_train,
-        n_test``.
+        One row per layer: ``layer, depth, dim, h_score, transferability, null_h_score`` (for
+        labels permuted across the images: the score's small-sample bias), ``label_entropy``
+        (``H(Y)``, nats), ``train_log_loss, test_log_loss, train_accuracy, test_accuracy,
+        majority_accuracy, num_classes, n_train, n_test``.
     """
     layer_features(run, preset, "train")  # one forward pass for every layer
     layer_features(run, preset, "test")
@@ -460,6 +473,13 @@ def run_layer_transfer(
         progress=progress,
         desc="layers",
     )
+
+
+def _entropy(labels: np.ndarray) -> float:
+    """Entropy (nats) of the empirical label distribution."""
+    p = np.bincount(labels) / labels.size
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
 
 
 def _null_h_score(features: np.ndarray, labels: np.ndarray, seed: int) -> float:
@@ -487,6 +507,7 @@ def _target_rows(run: RunParams, preset: HScorePreset, k: int) -> list[dict[str,
             base.test_indices,
             "logistic",
             C=preset.head_c,
+            tol=preset.head_tol,
         )
     )
     rows = []
@@ -577,6 +598,7 @@ def _small_data_rows(run: RunParams, preset: HScorePreset, per_class: int) -> li
             spec.test_indices,
             "logistic",
             C=preset.head_c,
+            tol=preset.head_tol,
         ).iloc[0]
         rows.append(
             {
@@ -1074,6 +1096,7 @@ def _affinity(
             test_rows,
             "logistic",
             C=preset.head_c,
+            tol=preset.head_tol,
         ).iloc[0]
         loss, accuracy = -float(head["test_log_likelihood"]), float(head["accuracy"])
     else:
@@ -1390,6 +1413,7 @@ def _curriculum_rows(
         momentum=training.momentum,
         weight_decay=training.weight_decay,
         seed=stream_seed(run.seed, "hscore", "curriculum", task, seed),
+        test_every=training.epochs,
         device=run.device,
         cache_dir=run.cache_dir,
         progress=False,
@@ -1455,20 +1479,21 @@ def run_curriculum(
     )
 
 
-def attribute_names(ds: ImageDataset, n: int | None) -> list[str]:
-    """The ``n`` most balanced binary attributes (largest training entropy; table order on ties)."""
-    rows = ds.splits["train"]
-    rates = ds.labels[ds.attributes].iloc[rows].mean().to_numpy()
+def attribute_names(ds: ImageDataset, n: int | None, kind: str | None = None) -> list[str]:
+    """The ``n`` most balanced binary attributes of ``kind`` (None: any kind), by their training
+    entropy (table order on ties)."""
+    candidates = [a for a in ds.attributes if kind is None or ds.attribute_kinds[a] == kind]
+    rates = ds.labels[candidates].iloc[ds.splits["train"]].mean().to_numpy()
     entropy = -(
         rates * np.log(np.clip(rates, 1e-12, 1))
         + (1 - rates) * np.log(np.clip(1 - rates, 1e-12, 1))
     )
     order = np.argsort(-entropy, kind="stable")
-    names = [ds.attributes[i] for i in order if 0 < rates[i] < 1]
+    names = [candidates[i] for i in order if 0 < rates[i] < 1]
     if len(names) < 2:
         raise ValueError(
-            f"{ds.name} has {len(names)} usable binary attribute(s); the attribute "
-            "curriculum needs a dataset with attributes (glyphs, celeba, awa2, cub200)"
+            f"{ds.name} has {len(names)} usable binary attribute(s) of kind {kind!r}; the "
+            "attribute curriculum needs a dataset with attributes (glyphs, celeba, awa2, cub200)"
         )
     return names if n is None else names[:n]
 
@@ -1478,7 +1503,7 @@ def _attribute_specs(run: RunParams, preset: HScorePreset) -> list[TaskSpec]:
     generator = rng(run.seed, "hscore", "attribute-rows")
     train = np.sort(generator.choice(ds.splits["train"], preset.attribute_train, replace=False))
     test = np.sort(generator.choice(ds.splits["test"], preset.attribute_test, replace=False))
-    names = attribute_names(ds, preset.n_attributes)
+    names = attribute_names(ds, preset.n_attributes, preset.attribute_kind)
     return [replace(s, train_indices=train, test_indices=test) for s in attribute_tasks(ds, names)]
 
 

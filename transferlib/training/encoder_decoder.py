@@ -130,6 +130,7 @@ def train_encoder_decoder(
     momentum: float = 0.9,
     weight_decay: float = 5e-4,
     freeze_encoder: bool = False,
+    test_every: int = 1,
     seed: int = 0,
     device: str | torch.device = "auto",
     progress: bool = True,
@@ -151,6 +152,10 @@ def train_encoder_decoder(
     freeze_encoder : bool
         Train only the head or decoder, on codes of the frozen encoder computed once (in eval
         mode); otherwise every layer trains.
+    test_every : int
+        Evaluate on the test data every ``test_every`` epochs and after the last one (the test
+        columns of the other epochs are NaN); with few training images, evaluating every epoch
+        can cost more than training.
     seed : int
         Seeds the batch order (initialise the model under a seed of your own).
     device : str or torch.device
@@ -166,7 +171,7 @@ def train_encoder_decoder(
     """
     if not isinstance(model, EncoderDecoder):
         raise TypeError(f"model must be an EncoderDecoder, got {type(model).__name__}")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("test_every", test_every)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
@@ -226,7 +231,7 @@ def train_encoder_decoder(
             "test_loss": float("nan"),
             "test_accuracy": float("nan"),
         }
-        if evaluate is not None:
+        if evaluate is not None and (epoch % test_every == 0 or epoch == epochs):
             row["test_loss"], row["test_accuracy"] = evaluate()
         row["lr"] = optimizer.param_groups[0]["lr"]
         row["seconds"] = time.perf_counter() - start_time
@@ -293,7 +298,7 @@ def train_encoder_decoder_cached(
     progress, desc
         Progress bar (not part of the key).
     **train_kwargs
-        ``momentum``, ``weight_decay`` (part of the key).
+        ``momentum``, ``weight_decay``, ``test_every`` (part of the key).
 
     Returns
     -------
