@@ -70,6 +70,7 @@ __all__ = [
     "PRESETS",
     "HScorePreset",
     "WorldSpec",
+    "association",
     "attribute_names",
     "dense_baseline_mse",
     "fit_palette",
@@ -169,11 +170,12 @@ class HScorePreset(Preset):
         Training of a task with few labels, from its parent's encoder or from scratch.
     curriculum_labels, curriculum_seeds : int
         Labelled training images and seeds of the curriculum test.
-    attribute_kind : str or None
-        Binary attribute tasks of the Fig. 7 stand-in are of this kind (Glyphs: ``"character"``,
-        properties of the character, like NUS-WIDE's object labels); None: every kind.
-    n_attributes : int or None
-        How many of them (the most balanced; None: all).
+    attributes : tuple of str or None
+        Binary attribute tasks of the Fig. 7 stand-in (None: every attribute of the dataset).
+        The book's list is the Glyphs attributes that a small network learns in a few epochs
+        (position attributes do not survive global pooling, font and most character
+        attributes need far longer training); relations between them are known by
+        construction (size depends on case, the background colour on capitals, ...).
     attribute_train, attribute_test : int
         Images of the attribute networks.
     attribute_training : TrainingSpec
@@ -202,8 +204,7 @@ class HScorePreset(Preset):
     curriculum: TrainingSpec
     curriculum_labels: int
     curriculum_seeds: int
-    attribute_kind: str | None
-    n_attributes: int | None
+    attributes: tuple[str, ...] | None
     attribute_train: int
     attribute_test: int
     attribute_training: TrainingSpec
@@ -230,12 +231,22 @@ BOOK = HScorePreset(
     curriculum=TrainingSpec(model="encoder_decoder", epochs=10, lr=0.05, batch_size=32, width=16),
     curriculum_labels=300,
     curriculum_seeds=1,
-    attribute_kind="character",
-    n_attributes=12,
+    attributes=(
+        "dark_background",
+        "warm_foreground",
+        "warm_background",
+        "large",
+        "small",
+        "low_contrast",
+        "noisy",
+        "bold",
+        "uppercase",
+        "lowercase",
+    ),
     attribute_train=3_000,
     attribute_test=1_000,
     attribute_training=TrainingSpec(model="small_cnn", epochs=3, lr=0.1, batch_size=128, width=8),
-    salience=0.3,
+    salience=0.5,
     small_data_per_class=(2, 5, 10),
 )
 PRESETS: dict[str, HScorePreset] = scaled(
@@ -254,7 +265,7 @@ PRESETS: dict[str, HScorePreset] = scaled(
         "readout": {"epochs": 1},
         "curriculum": {"epochs": 1},
         "curriculum_labels": 60,
-        "n_attributes": 4,
+        "attributes": ("dark_background", "large", "small", "uppercase"),
         "attribute_train": 400,
         "attribute_test": 200,
         "attribute_training": {"epochs": 1},
@@ -284,7 +295,7 @@ PRESETS: dict[str, HScorePreset] = scaled(
         "curriculum": {"epochs": 30, "width": 32},
         "curriculum_labels": 1_000,
         "curriculum_seeds": 3,
-        "n_attributes": None,
+        "attributes": None,
         "attribute_train": 40_000,
         "attribute_test": 10_000,
         "attribute_training": {"model": "resnet18", "epochs": 20, "width": None},
@@ -314,6 +325,17 @@ def _one_thread() -> Iterator[None]:
             yield
     finally:
         torch.set_num_threads(threads)
+
+
+def association(x: Any, y: Any, method: str = "spearman") -> tuple[float, float]:
+    """Correlation (``"spearman"`` or ``"pearson"``) and its p-value, or ``(nan, nan)`` when
+    either side is constant or has fewer than three values (tiny runs, e.g. at smoke scale)."""
+    from transferlib.evaluation import pearson
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan"), float("nan")
+    return {"spearman": spearman, "pearson": pearson}[method](x, y)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1221,7 +1243,7 @@ def ranking_agreement(transfer: pd.DataFrame, score: str = "h_score") -> pd.Data
         relevance = pd.Series(affinity).rank(method="min").to_numpy() - 1
         ideal = dcg(relevance, relevance)
         discounts = 1 / np.log2(np.arange(2, len(scores) + 2))
-        rho, p = spearman(scores, affinity)
+        rho, p = association(scores, affinity)
         by_score = np.argsort(-scores, kind="stable")
         by_affinity = np.argsort(-affinity, kind="stable")
         rows.append(
@@ -1260,7 +1282,7 @@ def task_linkage(
 
     matrix = transfer.pivot(index="target", columns="source", values=column)
     names = [t for t in TASK_GROUPS if t in matrix.index]
-    matrix = matrix.reindex(index=names, columns=names).to_numpy(float)
+    matrix = matrix.reindex(index=names, columns=names).to_numpy(float, copy=True)
     fill = np.nanmax(matrix, axis=1)
     matrix[np.isnan(matrix)] = np.repeat(fill, np.isnan(matrix).sum(1))
     return linkage(matrix, method="average"), names
@@ -1479,23 +1501,27 @@ def run_curriculum(
     )
 
 
-def attribute_names(ds: ImageDataset, n: int | None, kind: str | None = None) -> list[str]:
-    """The ``n`` most balanced binary attributes of ``kind`` (None: any kind), by their training
-    entropy (table order on ties)."""
-    candidates = [a for a in ds.attributes if kind is None or ds.attribute_kinds[a] == kind]
-    rates = ds.labels[candidates].iloc[ds.splits["train"]].mean().to_numpy()
+def attribute_names(ds: ImageDataset, names: Sequence[str] | None = None) -> list[str]:
+    """``names`` after checking that ``ds`` has them, or every binary attribute of ``ds`` with
+    two values, most balanced first (largest training entropy; table order on ties)."""
+    if names is not None:
+        unknown = [a for a in names if a not in ds.attribute_kinds]
+        if unknown:
+            raise ValueError(f"{ds.name} has no attribute(s) {unknown}; valid: {ds.attributes}")
+        return list(names)
+    rates = ds.labels[ds.attributes].iloc[ds.splits["train"]].mean().to_numpy()
     entropy = -(
         rates * np.log(np.clip(rates, 1e-12, 1))
         + (1 - rates) * np.log(np.clip(1 - rates, 1e-12, 1))
     )
     order = np.argsort(-entropy, kind="stable")
-    names = [candidates[i] for i in order if 0 < rates[i] < 1]
-    if len(names) < 2:
+    usable = [ds.attributes[i] for i in order if 0 < rates[i] < 1]
+    if len(usable) < 2:
         raise ValueError(
-            f"{ds.name} has {len(names)} usable binary attribute(s) of kind {kind!r}; the "
-            "attribute curriculum needs a dataset with attributes (glyphs, celeba, awa2, cub200)"
+            f"{ds.name} has {len(usable)} usable binary attribute(s); the attribute curriculum "
+            "needs a dataset with attributes (glyphs, celeba, awa2, cub200)"
         )
-    return names if n is None else names[:n]
+    return usable
 
 
 def _attribute_specs(run: RunParams, preset: HScorePreset) -> list[TaskSpec]:
@@ -1503,7 +1529,7 @@ def _attribute_specs(run: RunParams, preset: HScorePreset) -> list[TaskSpec]:
     generator = rng(run.seed, "hscore", "attribute-rows")
     train = np.sort(generator.choice(ds.splits["train"], preset.attribute_train, replace=False))
     test = np.sort(generator.choice(ds.splits["test"], preset.attribute_test, replace=False))
-    names = attribute_names(ds, preset.n_attributes, preset.attribute_kind)
+    names = attribute_names(ds, preset.attributes)
     return [replace(s, train_indices=train, test_indices=test) for s in attribute_tasks(ds, names)]
 
 

@@ -406,16 +406,20 @@ def plot_pair_ranking(
     return fig
 
 
-def plot_pixel_maps(maps: Mapping[str, np.ndarray], ncols: int = 4) -> Figure:
-    """Per-pixel H-score maps (Fig. 5) on one colour scale; titles give each map's mean."""
-    n = len(maps)
+def plot_pixel_maps(
+    maps: Mapping[str, np.ndarray] | Sequence[tuple[str, np.ndarray]], ncols: int = 4
+) -> Figure:
+    """Per-pixel H-score maps (Fig. 5) on one colour scale, row by row; titles give each map's
+    mean. ``maps`` is a mapping or a sequence of ``(title, map)`` (titles may repeat)."""
+    items = list(maps.items()) if isinstance(maps, Mapping) else list(maps)
+    n = len(items)
     ncols = min(ncols, n)
     nrows = int(np.ceil(n / ncols))
     fig = _figure((2.3 * ncols + 0.8, 2.4 * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False)
-    top = max(float(np.nanmax(m)) for m in maps.values())
+    top = max(float(np.nanmax(values)) for _, values in items)
     image = None
-    for ax, (title, values) in zip(axes.flat, maps.items()):
+    for ax, (title, values) in zip(axes.flat, items):
         image = ax.imshow(values, cmap="magma", vmin=0, vmax=top, interpolation="nearest")
         ax.set_title(f"{title}\nmean {np.nanmean(values):.2f}", fontsize=8)
     for ax in axes.flat:
