@@ -55,8 +55,8 @@ class TrainResult:
     from_cache : bool
         Whether the model was loaded from the cache instead of trained.
     key : str or None
-        Cache key of the configuration (set by the cached functions), usable
-        as ``cache_key`` for :func:`~transferlib.training.extract`.
+        Cache key of the configuration (set by the cached functions); outputs of the
+        network are cached under it (:func:`transferlib.experiments.sources.network_outputs`).
     """
 
     model: TransferModel
