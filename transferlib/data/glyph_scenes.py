@@ -461,14 +461,14 @@ def load_glyph_scenes(
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     data, from_cache = load_or_build(
-        "glyph_scenes",
-        _cache_key(config),
+        "data",
+        f"glyph-scenes-{_cache_key(config)}",
         lambda: render_glyph_scenes(config, progress=progress),
-        save=lambda path, arrays: save_npz(path, **arrays),
+        save=save_npz,
         load=load_npz,
         suffix=".npz",
         cache_dir=cache_dir,
-        description=asdict(config),
+        description=f"glyph scenes {config}",
     )
     return _build_world(data, config, test_fraction, from_cache)
 
