@@ -78,6 +78,7 @@ __all__ = [
     "layer_features",
     "layer_task",
     "palette_codes",
+    "parallel_executor",
     "pixel_h_scores",
     "ranking_agreement",
     "ranking_matrix",
@@ -184,6 +185,10 @@ class HScorePreset(Preset):
         Transferability an edge of the attribute tree needs to be drawn as salient.
     small_data_per_class : tuple of int
         Training images per class at which the H-score's small-sample failure is measured.
+    workers : int
+        Processes the pages give the heavy sweeps (encoders, readouts, curriculum, attribute
+        networks) through :func:`parallel_executor`; 1 computes in the page's process (the
+        results are the same either way).
     """
 
     data: DataSpec
@@ -210,6 +215,7 @@ class HScorePreset(Preset):
     attribute_training: TrainingSpec
     salience: float
     small_data_per_class: tuple[int, ...]
+    workers: int = 2
 
 
 BOOK = HScorePreset(
@@ -260,7 +266,7 @@ PRESETS: dict[str, HScorePreset] = scaled(
         "draws": 2,
         "target_layer": "stage3",
         "hgr_steps": 40,
-        "world": {"n_images": 400},
+        "world": {"n_images": 400, "code_channels": 1},
         "encoder": {"epochs": 1},
         "readout": {"epochs": 1},
         "curriculum": {"epochs": 1},
@@ -270,6 +276,7 @@ PRESETS: dict[str, HScorePreset] = scaled(
         "attribute_test": 200,
         "attribute_training": {"epochs": 1},
         "small_data_per_class": (2, 4),
+        "workers": 1,
     },
     full={
         "data": GLYPHS["full"],
@@ -325,6 +332,23 @@ def _one_thread() -> Iterator[None]:
             yield
     finally:
         torch.set_num_threads(threads)
+
+
+def parallel_executor(max_workers: int = 2) -> Executor | None:
+    """Processes for the chapter's sweeps: ``max_workers`` (at most the CPU count) spawned
+    workers, or None (compute in this process) on a single core.
+
+    Each worker runs its items on one thread (:func:`_one_thread`), so two workers use two
+    cores without oversubscribing them. Shut it down after use (``executor.shutdown()``).
+    """
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = min(max_workers, os.cpu_count() or 1)
+    if workers < 2:
+        return None
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def association(x: Any, y: Any, method: str = "spearman") -> tuple[float, float]:
@@ -1006,6 +1030,7 @@ def _world_codes(run: RunParams, preset: HScorePreset, source: str, split: str) 
         return network_outputs(run, network, images, ("code",))["code"]
 
 
+@functools.lru_cache(maxsize=16)
 def _task_labels(run: RunParams, preset: HScorePreset, task: str) -> np.ndarray:
     """``(n_train, pixels)`` palette codes of a dense task's training maps (one palette per task,
     fitted on its training pixels), or ``(n_train, 1)`` class codes of a classification task."""
@@ -1017,34 +1042,33 @@ def _task_labels(run: RunParams, preset: HScorePreset, task: str) -> np.ndarray:
     return palette_codes(maps, fit_palette(maps, preset.world.palette))
 
 
-@functools.lru_cache(maxsize=2)
-def _label_block(run: RunParams, preset: HScorePreset) -> tuple[np.ndarray, dict[str, slice]]:
-    """Every task's labelings side by side, ``(n_train, columns)``, and each task's columns: one
-    :func:`~transferlib.scores.h_scores` call scores a feature for all tasks at once."""
-    blocks = {task: _task_labels(run, preset, task) for task in TASK_GROUPS}
-    ends = np.cumsum([b.shape[1] for b in blocks.values()])
-    columns = {t: slice(int(e - b.shape[1]), int(e)) for (t, b), e in zip(blocks.items(), ends)}
-    return np.hstack(list(blocks.values())), columns
-
-
 @functools.lru_cache(maxsize=64)
 def _pixel_scores(
     run: RunParams, preset: HScorePreset, sources: tuple[str, ...], permuted: bool = False
 ) -> dict[str, np.ndarray]:
-    """H-score of every labeling of every task for the concatenated codes of ``sources``
-    (``permuted``: images shuffled against their labels, the small-sample bias)."""
-    labels, columns = _label_block(run, preset)
-    if permuted:
-        labels = labels[rng(run.seed, "hscore", "null", *sources).permutation(len(labels))]
+    """H-score of every labeling (pixel) of every task for the concatenated codes of ``sources``
+    (``permuted``: images shuffled against their labels, the small-sample bias). On a GPU run the
+    codes go to the device, and :func:`~transferlib.scores.h_scores` computes there."""
     features = np.hstack([world_codes(run, preset, s, "train") for s in sources])
-    scores = h_scores(features, labels)
-    return {task: scores[cols] for task, cols in columns.items()}
+    if run.device != "cpu":
+        import torch
+
+        from transferlib.training import resolve_device
+
+        device = resolve_device(run.device)
+        if device.type != "cpu":
+            features = torch.as_tensor(features, device=device)
+    order = rng(run.seed, "hscore", "null", *sources).permutation(len(features))
+    scores = {}
+    for task in TASK_GROUPS:  # one task at a time bounds the memory of the label pass
+        labels = _task_labels(run, preset, task)
+        scores[task] = h_scores(features, labels[order] if permuted else labels)
+    return scores
 
 
 @functools.lru_cache(maxsize=16)
 def _classes_per_column(run: RunParams, preset: HScorePreset, task: str) -> np.ndarray:
-    labels, columns = _label_block(run, preset)
-    block = np.sort(labels[:, columns[task]], axis=0)
+    block = np.sort(_task_labels(run, preset, task), axis=0)
     return 1 + (block[1:] != block[:-1]).sum(axis=0)
 
 
@@ -1058,9 +1082,8 @@ def pixel_h_scores(
     """Per-pixel H-scores of the concatenated codes of ``sources`` for a dense ``target``.
 
     The target's training maps are clustered into the preset's palette; every (super-)pixel's
-    palette index is one labeling of the training images, and all of them (of every task) are
-    scored at once by :func:`~transferlib.scores.h_scores`, with one factorisation of the code
-    covariance. Returns a map of the target's resolution (``normalised``: divided by
+    palette index is one labeling of the training images, and all of them are scored at once by
+    :func:`~transferlib.scores.h_scores`, with one factorisation of the code covariance. Returns a map of the target's resolution (``normalised``: divided by
     ``K_p - 1``, NaN where a pixel has a single colour).
     """
     if target not in DENSE_TASKS:
