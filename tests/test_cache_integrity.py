@@ -20,7 +20,9 @@ from transferlib import cache, cli
 from transferlib.cache import CacheWarning, ResultStore
 from transferlib.data import TaskData, load_glyphs
 from transferlib.experiments.sweep import run_sweep
-from transferlib.training import extract, train_cached
+from transferlib.config import run_parameters
+from transferlib.experiments.sources import Network, network_outputs
+from transferlib.training import train_cached
 
 
 @pytest.fixture(autouse=True)
@@ -124,14 +126,18 @@ def test_truncated_glyphs_npz_is_rendered_again(root):
     assert load_glyphs(n_images=120, image_size=16, cache_dir=root).metadata["from_cache"]
 
 
-def test_truncated_features_npz_is_extracted_again(root):
-    model = _train(root).model
+def test_truncated_features_file_is_extracted_again(root):
+    trained = _train(root)
+    network = Network(
+        name="toy", role="source", architecture="small_cnn", key=trained.key, model=trained.model
+    )
+    run = run_parameters(device="cpu", cache_dir=str(root))
     images = _task(1).images
-    first = extract(model, images, ("features",), device="cpu", cache_dir=root)
-    path = _only("features", root, ".npz")
+    first = network_outputs(run, network, images, ("features",))
+    path = _only("features", root, ".npy")
     path.write_bytes(path.read_bytes()[:-7])
     again, message = _warnings_once(
-        lambda: extract(model, images, ("features",), device="cpu", cache_dir=root), "truncated"
+        lambda: network_outputs(run, network, images, ("features",)), "truncated"
     )
     assert str(path) in message
     np.testing.assert_array_equal(again["features"], first["features"])

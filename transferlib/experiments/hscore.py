@@ -78,7 +78,6 @@ __all__ = [
     "layer_features",
     "layer_task",
     "palette_codes",
-    "parallel_executor",
     "pixel_h_scores",
     "ranking_agreement",
     "ranking_matrix",
@@ -187,8 +186,8 @@ class HScorePreset(Preset):
         Training images per class at which the H-score's small-sample failure is measured.
     workers : int
         Processes the pages give the heavy sweeps (encoders, readouts, curriculum, attribute
-        networks) through :func:`parallel_executor`; 1 computes in the page's process (the
-        results are the same either way).
+        networks) through :func:`~transferlib.experiments.sweep.local_executor`; 1 computes in the
+        page's process (the results are the same either way).
     """
 
     data: DataSpec
@@ -332,23 +331,6 @@ def _one_thread() -> Iterator[None]:
             yield
     finally:
         torch.set_num_threads(threads)
-
-
-def parallel_executor(max_workers: int = 2) -> Executor | None:
-    """Processes for the chapter's sweeps: ``max_workers`` (at most the CPU count) spawned
-    workers, or None (compute in this process) on a single core.
-
-    Each worker runs its items on one thread (:func:`_one_thread`), so two workers use two
-    cores without oversubscribing them. Shut it down after use (``executor.shutdown()``).
-    """
-    import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
-    workers = min(max_workers, os.cpu_count() or 1)
-    if workers < 2:
-        return None
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def association(x: Any, y: Any, method: str = "spearman") -> tuple[float, float]:

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from transferlib.scores._backend import Namespace, is_torch, namespace
-from transferlib.scores._validation import as_features, check_same_length
+from transferlib.scores._backend import Namespace, namespace
+from transferlib.scores.hscore import _centred, _rank_tolerance
+from transferlib.validation import as_float_array, check_bool, check_same_length, to_numpy
 
 __all__ = ["h_scores"]
 
@@ -29,7 +30,7 @@ def _label_matrix(labels: Any, name: str = "target_labels") -> tuple[np.ndarray,
     Codes follow the sorted order of each column's values (any sortable dtype). One sort of
     the whole matrix, no loop over columns.
     """
-    raw = labels.detach().cpu().numpy() if is_torch(labels) else np.asarray(labels)
+    raw = to_numpy(labels)
     if raw.ndim != 2:
         raise ValueError(
             f"{name} must be 2-D (n_samples, n_labelings), got shape {raw.shape}; "
@@ -64,8 +65,8 @@ def _whitened(xp: Namespace, centred: Any, rtol: float) -> Any:
     n, d = centred.shape
     if d <= n:
         covariance = (centred.T @ centred) / n
-        threshold = rtol * xp.item(xp.sqrt(xp.sum(covariance * covariance)))
-        if xp.cholesky(covariance - threshold * xp.eye(d)) is not None:
+        shifted = xp.add_diagonal(xp.copy(covariance), -rtol * xp.frobenius(covariance))
+        if xp.cholesky(shifted) is not None:
             return xp.solve_lower(xp.cholesky(covariance), centred.T).T
         eigenvalues, eigenvectors = xp.eigh(covariance)
         keep = eigenvalues > rtol * xp.item(xp.max(eigenvalues))
@@ -154,17 +155,13 @@ def h_scores(
     >>> h_scores(np.eye(3)[y], labels).round(6)  # one-hot of the first column
     array([2., 1., 0.])
     """
-    if not isinstance(normalised, bool):
-        raise TypeError(f"normalised must be True or False, got {normalised!r}")
+    check_bool(normalised, "normalised")
     xp = namespace(features)
-    f = as_features(features, xp)
+    f = as_float_array(features, "features")
     codes, n_classes = _label_matrix(target_labels)
     check_same_length(features=f, target_labels=codes)
     n, d = f.shape
-    tol = max(n, d) * float(np.finfo(np.float64).eps) if rtol is None else float(rtol)
-    if not tol >= 0:
-        raise ValueError(f"rtol must be a non-negative number, got {rtol!r}")
-    z = _whitened(xp, f - xp.sum(f, axis=0, keepdims=True) / n, tol)
+    z = _whitened(xp, _centred(xp, f), _rank_tolerance(rtol, n, d))
 
     m, k = codes.shape[1], int(n_classes.max())
     scores = np.zeros(m)
