@@ -38,10 +38,12 @@ __all__ = [
     "binary_exponent",
     "check_bool",
     "check_choice",
+    "check_images",
     "check_int",
     "check_n_classes",
     "check_real",
     "check_same_length",
+    "check_task",
     "is_tensor",
     "probability_atol",
     "to_numpy",
@@ -426,3 +428,44 @@ def check_n_classes(n_classes: int, minimum: int, name: str) -> None:
     """Raise ValueError when a label sequence has fewer than ``minimum`` distinct values."""
     if n_classes < minimum:
         raise ValueError(f"{name} has {n_classes} class(es); at least {minimum} are needed")
+
+
+def check_images(images: Any, name: str = "images") -> None:
+    """Images must be a non-empty (N, C, H, W) uint8 array or tensor with C in {1, 3}."""
+    shape = getattr(images, "shape", None)
+    if shape is None or len(shape) != 4:
+        raise ValueError(f"{name} must have shape (N, C, H, W), got {shape}")
+    if shape[1] not in (1, 3):
+        raise ValueError(f"{name} must have 1 or 3 channels in axis 1, got shape {tuple(shape)}")
+    if shape[0] == 0:
+        raise ValueError(f"{name} is empty")
+    if str(getattr(images, "dtype", None)).removeprefix("torch.") != "uint8":
+        raise TypeError(f"{name} must be uint8, got {getattr(images, 'dtype', None)}")
+
+
+def check_task(data: Any, name: str, num_outputs: int | None = None) -> np.ndarray:
+    """Validate a TaskData-like object (``.images``, ``.labels``); return its labels as int64.
+
+    Labels must be integer codes ``>= 0``, one per image, and below ``num_outputs`` (the
+    model's head) when it is given.
+    """
+    for attribute in ("images", "labels"):
+        if not hasattr(data, attribute):
+            raise TypeError(
+                f"{name} must be a TaskData (with .images and .labels), got {type(data).__name__}"
+            )
+    check_images(data.images, f"{name}.images")
+    labels = to_numpy(data.labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(
+            f"{name}.labels must be a 1-d integer array, got {labels.dtype} {labels.shape}"
+        )
+    if len(labels) != len(data.images):
+        raise ValueError(f"{name} has {len(data.images)} images but {len(labels)} labels")
+    if labels.min() < 0:
+        raise ValueError(f"{name}.labels must be codes >= 0, got {labels.min()}")
+    if num_outputs is not None and labels.max() >= num_outputs:
+        raise ValueError(
+            f"{name}.labels go up to {labels.max()} but the model's head has {num_outputs} outputs"
+        )
+    return labels.astype(np.int64, copy=False)

@@ -42,6 +42,7 @@ DEBRIS = {
     "raw repr": re.compile(r"\b[A-Z]\w+\((?:[a-z_]+=)"),
     "unrounded float": re.compile(r"(?<![\w.])-?\d+\.\d{7,}"),
     "floating-point noise": re.compile(r"\d[eE]-(?:1[3-9]|[2-9]\d)\b"),
+    "NaN in prose": re.compile(r"±\s*nan\b|\bnan\s*%", re.IGNORECASE),
 }
 # A number in a table cell shows at most four decimals (or scientific notation).
 UNROUNDED_CELL = re.compile(r"-?\d+\.\d{5,}")

@@ -202,7 +202,13 @@ def test_kill_9_of_the_driver_loses_only_the_item_in_flight(tmp_path):
 def _torch_threads(item: str) -> dict:
     import torch
 
-    return {"task": item, "threads": torch.get_num_threads(), "pid": os.getpid()}
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    return {
+        "task": item,
+        "threads": torch.get_num_threads(),
+        "pid": os.getpid(),
+        "ignored": ignored,
+    }
 
 
 @pytest.mark.slow
@@ -212,10 +218,15 @@ def test_local_executor_runs_items_in_single_threaded_worker_processes(tmp_path)
 
     run = run_parameters(device="cpu", cache_dir=str(tmp_path))
     store = ResultStore(tmp_path / "rows.csv", ["task"])
+    handler = signal.getsignal(signal.SIGINT)
     with local_executor(run, 2) as pool:
         table = run_sweep(store, ITEMS, _torch_threads, keys=keys, executor=pool, progress=False)
     assert list(table["task"]) == ITEMS
     assert (table["threads"] == 1).all()
+    # workers start with SIGINT ignored (a kernel shutdown signals the whole process group),
+    # and the driver keeps its own handler
+    assert table["ignored"].astype(str).eq("True").all()
+    assert signal.getsignal(signal.SIGINT) == handler
     assert os.getpid() not in set(table["pid"])
     with pytest.raises(ValueError, match="workers"):
         local_executor(run, 0)

@@ -10,6 +10,7 @@ values rescaled by exact powers of two, so magnitudes near 1e-300 or 1e300 work.
 
 from transferlib.evaluation.correlation import kendall, pearson, spearman, weighted_kendall
 from transferlib.evaluation.levels import transferability_levels
+from transferlib.evaluation.likelihood import kbar_accuracy, log_likelihood, mixture_log_likelihood
 from transferlib.evaluation.ranking import best_in_top_k, dcg, ndcg, relative_top_k_accuracy
 from transferlib.evaluation.regression import LinearFit, linear_fit_with_ci
 
@@ -17,8 +18,11 @@ __all__ = [
     "LinearFit",
     "best_in_top_k",
     "dcg",
+    "kbar_accuracy",
     "kendall",
     "linear_fit_with_ci",
+    "log_likelihood",
+    "mixture_log_likelihood",
     "ndcg",
     "pearson",
     "relative_top_k_accuracy",

@@ -10,6 +10,9 @@ verdict from one of three words, :data:`VERDICTS`, chosen by a rule the page sta
 * :func:`equivalence_verdict` -- a claimed closeness (A is about B): the size of the difference
   against a margin and the spread over seeds;
 * :func:`share_verdict` -- a claim about how often something holds (a bound, a pick).
+
+The statistics they read: :func:`correlation_summary` (r, p and the least-squares line per group)
+and :func:`largest_residuals` (the exceptions to a line, which a page should explain).
 """
 
 from __future__ import annotations
@@ -20,13 +23,17 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from transferlib.evaluation import linear_fit_with_ci
+
 __all__ = [
     "VERDICTS",
     "Claim",
     "claims_table",
+    "correlation_summary",
     "correlation_verdict",
     "difference_verdict",
     "equivalence_verdict",
+    "largest_residuals",
     "share_verdict",
 ]
 
@@ -118,3 +125,38 @@ def share_verdict(count: int, total: int, *, partly_at: float = 0.5) -> str:
     if count == total:
         return HOLDS
     return PARTLY if count >= partly_at * total else NOT_REPRODUCED
+
+
+def correlation_summary(table: pd.DataFrame, x: str, y: str, by: str | None = None) -> pd.DataFrame:
+    """Pearson correlation and least-squares line of ``y`` on ``x``, per group.
+
+    Returns
+    -------
+    DataFrame
+        One row per group (or one row without ``by``): ``n, r, p_value, slope, intercept``.
+    """
+    groups = [(None, table)] if by is None else list(table.groupby(by, sort=False))
+    rows = []
+    for name, group in groups:
+        fit = linear_fit_with_ci(group[x].to_numpy(float), group[y].to_numpy(float))
+        row = {by: name} if by is not None else {}
+        row.update(n=fit.n, r=fit.r, p_value=fit.p_value, slope=fit.slope, intercept=fit.intercept)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def largest_residuals(
+    table: pd.DataFrame, x: str, y: str, k: int = 3, label: str = "attribute"
+) -> pd.DataFrame:
+    """The ``k`` rows farthest from the least-squares line of ``y`` on ``x`` (the exceptions).
+
+    Returns
+    -------
+    DataFrame
+        ``label, x, y, predicted, residual`` (``y - predicted``), largest ``|residual|`` first.
+    """
+    fit = linear_fit_with_ci(table[x].to_numpy(float), table[y].to_numpy(float))
+    predicted = fit.intercept + fit.slope * table[x].to_numpy(float)
+    out = table[[label, x, y]].assign(predicted=predicted, residual=table[y] - predicted)
+    order = out["residual"].abs().sort_values(ascending=False, kind="stable").index
+    return out.loc[order[:k]].reset_index(drop=True)

@@ -15,7 +15,7 @@ The runners reproduce its Section 5 on the shared experiment layer:
   dedicated network.
 
 Comparisons that hinge on small differences are repeated over ``preset.n_seeds`` runs
-(:func:`replicate_runs`, :func:`over_seeds`, :func:`spread`); :func:`trained_networks` lists every
+(:mod:`transferlib.experiments.replicates`); :func:`trained_networks` lists every
 network against its majority-class baseline, and :func:`nce_claims` turns the tables into the
 chapter's verdicts on the paper's claims, each by a stated rule.
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -37,10 +37,11 @@ import pandas as pd
 
 from transferlib.config import RunParams, register_presets
 from transferlib.data import ImageDataset, TaskSpec, attribute_tasks, identity_task
-from transferlib.evaluation import linear_fit_with_ci
+from transferlib.evaluation import kbar_accuracy, log_likelihood, mixture_log_likelihood
 from transferlib.experiments.claims import (
     Claim,
     claims_table,
+    correlation_summary,
     correlation_verdict,
     difference_verdict,
     equivalence_verdict,
@@ -55,6 +56,7 @@ from transferlib.experiments.presets import (
     scaled,
 )
 from transferlib.experiments.protocols import head_transfer, task_codes
+from transferlib.experiments.replicates import over_seeds, replicate_runs, spread
 from transferlib.experiments.sources import (
     Network,
     network_outputs,
@@ -69,22 +71,14 @@ __all__ = [
     "CLAIM_MARGINS",
     "PRESETS",
     "NCEPreset",
-    "correlation_summary",
     "curve_attributes",
     "dedicated_attributes",
     "describe_exceptions",
     "gain_by_half",
     "identity_table",
-    "kbar_accuracy",
-    "largest_residuals",
-    "log_likelihood",
-    "mixture_log_likelihood",
     "nce_claims",
     "nce_dataset",
     "nce_tasks",
-    "network_summary",
-    "over_seeds",
-    "replicate_runs",
     "run_attribute_transfer",
     "run_dedicated",
     "run_hardness",
@@ -93,7 +87,6 @@ __all__ = [
     "run_training_size_curve",
     "select_attributes",
     "source_attributes",
-    "spread",
     "trained_networks",
     "visual_difficulty",
 ]
@@ -132,7 +125,7 @@ class NCEPreset(Preset):
     n_theorem_sources : int
         Source attributes of the Theorem-1 check (the first §5.1 sources).
     n_seeds : int
-        Replicate runs (seeds ``run.seed``, ``run.seed + 1``, ...) of the comparisons that hinge
+        Replicate runs (``run`` and runs seeded from its ``"replicate"`` stream) of the comparisons that hinge
         on small differences: Table 1, Fig. 4, Fig. 5.
     train_sizes : tuple of int
         Training-set sizes of the accuracy-versus-size curves (Fig. 5).
@@ -266,134 +259,6 @@ register_presets("nce", PRESETS, datasets=("glyphs", "celeba", "awa2", "cub200")
 
 
 # ------------------------------------------------------------------------------------------------
-# Log-likelihoods of Theorem 1
-# ------------------------------------------------------------------------------------------------
-
-
-def _check_probs(probs: Any, n: int) -> np.ndarray:
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.ndim != 2:
-        raise ValueError(f"source_probs must be 2-D (n, classes), got shape {probs.shape}")
-    if probs.shape[0] != n:
-        raise ValueError(f"source_probs has {probs.shape[0]} rows but the labels have {n}")
-    if not np.all(np.isfinite(probs)):
-        raise ValueError("source_probs contains NaN or inf")
-    return probs
-
-
-def _check_codes(labels: Any, name: str, n_classes: int | None = None) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or labels.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D array, got shape {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"{name} must be integer class codes, got dtype {labels.dtype}")
-    if n_classes is not None and (labels.min() < 0 or labels.max() >= n_classes):
-        raise ValueError(f"{name} must lie in [0, {n_classes}), the columns of the probabilities")
-    return labels
-
-
-def log_likelihood(probs: Any, labels: Any) -> float:
-    """Mean log-probability (nats) of the true labels: ``l = (1/n) sum_i log p_i(y_i)``.
-
-    Parameters
-    ----------
-    probs : array of shape (n, K)
-        Predicted class probabilities; column ``k`` is class code ``k``.
-    labels : array of shape (n,)
-        Integer class codes in ``[0, K)``.
-
-    Returns
-    -------
-    float
-        The mean log-likelihood (``-inf`` if a true class has probability 0).
-    """
-    labels = _check_codes(labels, "labels")
-    probs = _check_probs(probs, labels.size)
-    labels = _check_codes(labels, "labels", probs.shape[1])
-    with np.errstate(divide="ignore"):
-        return float(np.mean(np.log(probs[np.arange(labels.size), labels])))
-
-
-def mixture_log_likelihood(source_probs: Any, source_labels: Any, target_labels: Any) -> float:
-    """Training log-likelihood of the paper's constructed target head ``k-bar`` (Eq. 9).
-
-    For each image the source head's probabilities ``p_Z`` are mapped to the target labels by
-    ``p_Y(y) = sum_z P(y|z) p_Z(z)``, with ``P(y|z)`` the empirical conditional of the two
-    training label sequences. The proof of Theorem 1 shows, for *any* source network,
-    ``mixture_log_likelihood >= log_likelihood(source_probs, source_labels) - H(Y|Z)``.
-
-    Parameters
-    ----------
-    source_probs : array of shape (n, K)
-        Source-network probabilities on the training images; column ``k`` is source code ``k``.
-    source_labels : array of shape (n,)
-        Integer source codes in ``[0, K)`` of the same images.
-    target_labels : array of shape (n,)
-        Target labels of the same images (any hashable values).
-
-    Returns
-    -------
-    float
-        ``(1/n) sum_i log p_Y(y_i)`` in nats.
-    """
-    z = _check_codes(source_labels, "source_labels")
-    probs = _check_probs(source_probs, z.size)
-    z = _check_codes(z, "source_labels", probs.shape[1])
-    target = np.asarray(target_labels)
-    if target.ndim != 1 or target.size != z.size:
-        raise ValueError(f"target_labels must be 1-D with {z.size} entries, got {target.shape}")
-    _, y = np.unique(target, return_inverse=True)
-    y = y.reshape(-1)
-    conditional = _empirical_conditional(z, y, probs.shape[1], int(y.max()) + 1)
-    with np.errstate(divide="ignore"):
-        return float(np.mean(np.log((probs @ conditional)[np.arange(y.size), y])))
-
-
-def _empirical_conditional(z: np.ndarray, y: np.ndarray, n_z: int, n_y: int) -> np.ndarray:
-    """``P(y|z)`` counted on label codes, shape (n_z, n_y): the head ``k-bar`` of Eq. (9)."""
-    joint = np.bincount(z * n_y + y, minlength=n_z * n_y).reshape(n_z, n_y).astype(np.float64)
-    counts = joint.sum(axis=1, keepdims=True)
-    # A source class absent from the training labels has no empirical conditional; any
-    # distribution keeps the bound, so use the target marginal.
-    marginal = joint.sum(axis=0) / z.size
-    return np.where(counts > 0, joint / np.maximum(counts, 1), marginal)
-
-
-def kbar_accuracy(
-    train_source_labels: Any,
-    train_target_labels: Any,
-    test_source_probs: Any,
-    test_target_labels: Any,
-) -> float:
-    """Test accuracy of the paper's constructed head ``k-bar`` used as a classifier.
-
-    ``k-bar`` maps the source network's softmax through ``P(y|z)`` counted on the *training*
-    labels (Eq. 9); it predicts the most probable target label. Unlike a linear head on the
-    features, it reads any function of the source label off the source probabilities, however
-    many source classes the function groups together.
-
-    Parameters
-    ----------
-    train_source_labels, train_target_labels : arrays of shape (n,)
-        Integer codes of the two tasks on the training images (target codes in ``[0, K_Y)``).
-    test_source_probs : array of shape (m, K_Z)
-        Source-network probabilities on the test images.
-    test_target_labels : array of shape (m,)
-        Integer target codes of the test images.
-    """
-    z = _check_codes(train_source_labels, "train_source_labels")
-    y = _check_codes(train_target_labels, "train_target_labels")
-    if y.size != z.size:
-        raise ValueError(f"train_target_labels has {y.size} entries, train_source_labels {z.size}")
-    y_test = _check_codes(test_target_labels, "test_target_labels")
-    probs = _check_probs(test_source_probs, y_test.size)
-    z = _check_codes(z, "train_source_labels", probs.shape[1])
-    n_y = int(max(y.max(), y_test.max())) + 1
-    predicted = (probs @ _empirical_conditional(z, y, probs.shape[1], n_y)).argmax(axis=1)
-    return float(np.mean(predicted == y_test))
-
-
-# ------------------------------------------------------------------------------------------------
 # Data, tasks and replicate runs
 # ------------------------------------------------------------------------------------------------
 
@@ -512,40 +377,6 @@ def source_attributes(run: RunParams, preset: NCEPreset) -> list[str]:
     return sources if preset.n_sources is None else sources[: preset.n_sources]
 
 
-def replicate_runs(run: RunParams, preset: NCEPreset) -> list[RunParams]:
-    """The runs repeated for the seed spread: seeds ``run.seed``, ..., ``run.seed + n_seeds - 1``.
-
-    Each replicate is a whole run with its own seed: its own rendering of the Glyphs set, its own
-    train/test split, initialisations and batch orders (every random stream of a run is named
-    from its seed, so the replicates are independent).
-    """
-    return [dataclasses.replace(run, seed=run.seed + k) for k in range(preset.n_seeds)]
-
-
-def over_seeds(
-    runner: Callable[..., pd.DataFrame], run: RunParams, preset: NCEPreset, **options: Any
-) -> pd.DataFrame:
-    """``runner`` on every replicate run (:func:`replicate_runs`), stacked with a ``seed`` column."""
-    tables = [runner(r, preset, **options).assign(seed=r.seed) for r in replicate_runs(run, preset)]
-    return pd.concat(tables, ignore_index=True)
-
-
-def spread(table: pd.DataFrame, by: str | Sequence[str], values: Sequence[str]) -> pd.DataFrame:
-    """Mean and standard deviation over seeds of ``values``, per group ``by``.
-
-    Returns
-    -------
-    DataFrame
-        ``by`` columns, then ``<value>`` (the mean) and ``<value>_sd`` (the sample standard
-        deviation over the seeds; NaN for one seed) for each value, and ``n_seeds``.
-    """
-    by = [by] if isinstance(by, str) else list(by)
-    grouped = table.groupby(by, sort=False)[list(values)]
-    means, sds = grouped.mean(), grouped.std(ddof=1).add_suffix("_sd")
-    counts = table.groupby(by, sort=False).size().rename("n_seeds")
-    return pd.concat([means, sds, counts], axis=1).reset_index()
-
-
 # ------------------------------------------------------------------------------------------------
 # Networks
 # ------------------------------------------------------------------------------------------------
@@ -650,7 +481,7 @@ def trained_networks(
     ----------
     run, preset
     seeds : bool
-        Include the replicate runs (:func:`replicate_runs`), not only ``run``.
+        Include the replicate runs (:func:`~transferlib.experiments.replicates.replicate_runs`), not only ``run``.
     curve : sequence of str
         Attributes of the training-size curve whose smaller-size networks to include.
     progress, executor
@@ -665,7 +496,7 @@ def trained_networks(
         and ``margin`` (test accuracy minus the majority baseline).
     """
     items = []
-    for r in replicate_runs(run, preset) if seeds else [run]:
+    for r in replicate_runs(run, preset.n_seeds) if seeds else [run]:
         full = nce_tasks(r, preset)["identity"].train_indices.size
         smaller = sorted({n for n in preset.train_sizes if n < full})
         items.append((r.seed, "identity", full))
@@ -1091,41 +922,6 @@ def run_training_size_curve(
 # ------------------------------------------------------------------------------------------------
 
 
-def correlation_summary(table: pd.DataFrame, x: str, y: str, by: str | None = None) -> pd.DataFrame:
-    """Pearson correlation and least-squares line of ``y`` on ``x``, per group.
-
-    Returns
-    -------
-    DataFrame
-        One row per group (or one row without ``by``): ``n, r, p_value, slope, intercept``.
-    """
-    groups = [(None, table)] if by is None else list(table.groupby(by, sort=False))
-    rows = []
-    for name, group in groups:
-        fit = linear_fit_with_ci(group[x].to_numpy(float), group[y].to_numpy(float))
-        row = {by: name} if by is not None else {}
-        row.update(n=fit.n, r=fit.r, p_value=fit.p_value, slope=fit.slope, intercept=fit.intercept)
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def largest_residuals(
-    table: pd.DataFrame, x: str, y: str, k: int = 3, label: str = "attribute"
-) -> pd.DataFrame:
-    """The ``k`` rows farthest from the least-squares line of ``y`` on ``x`` (the exceptions).
-
-    Returns
-    -------
-    DataFrame
-        ``label, x, y, predicted, residual`` (``y - predicted``), largest ``|residual|`` first.
-    """
-    fit = linear_fit_with_ci(table[x].to_numpy(float), table[y].to_numpy(float))
-    predicted = fit.intercept + fit.slope * table[x].to_numpy(float)
-    out = table[[label, x, y]].assign(predicted=predicted, residual=table[y] - predicted)
-    order = out["residual"].abs().sort_values(ascending=False, kind="stable").index
-    return out.loc[order[:k]].reset_index(drop=True)
-
-
 def describe_exceptions(
     residuals: pd.DataFrame, attributes: pd.DataFrame, designed: dict[str, str]
 ) -> list[str]:
@@ -1140,7 +936,7 @@ def describe_exceptions(
     Parameters
     ----------
     residuals : DataFrame
-        :func:`largest_residuals` of ``transferred_error`` on ``ce_given_identity``.
+        :func:`~transferlib.experiments.claims.largest_residuals` of ``transferred_error`` on ``ce_given_identity``.
     attributes : DataFrame
         One row per attribute with ``attribute, kind, ce_given_identity, hardness``.
     designed : dict
@@ -1182,7 +978,7 @@ def identity_table(identity: pd.DataFrame, k: int = 5) -> pd.DataFrame:
     Parameters
     ----------
     identity : DataFrame
-        :func:`run_identity_transfer` of one run, or :func:`over_seeds` of it (a ``seed``
+        :func:`run_identity_transfer` of one run, or :func:`~transferlib.experiments.replicates.over_seeds` of it (a ``seed``
         column).
     k : int
         The ``k`` attributes most and ``k`` least transferable from identity among those with a
@@ -1241,41 +1037,6 @@ def gain_by_half(identity: pd.DataFrame) -> pd.DataFrame:
             {"seed": seed, "low_ce_gain": low, "high_ce_gain": high, "difference": low - high}
         )
     return pd.DataFrame(rows)
-
-
-def network_summary(networks: pd.DataFrame) -> pd.DataFrame:
-    """One row per role of :func:`trained_networks`: how many networks beat their baseline.
-
-    Returns
-    -------
-    DataFrame
-        ``role``, ``beat baseline`` (``"k of n"``), ``balanced attributes`` (the same among
-        networks whose majority baseline is below 0.6), ``median margin`` (test accuracy minus
-        the baseline), ``mean test accuracy`` and ``training minutes`` (wall time of the runs
-        that trained them).
-    """
-    rows: list[dict[str, Any]] = []
-    for role, group in networks.groupby("role", sort=False):
-        balanced = group[group["majority_accuracy"] < 0.6]
-        rows.append(
-            {
-                "role": role,
-                "beat baseline": f"{int(group['beats_baseline'].sum())} of {len(group)}",
-                "balanced attributes": (
-                    f"{int(balanced['beats_baseline'].sum())} of {len(balanced)}"
-                ),
-                "median margin": float(group["margin"].median()),
-                "mean test accuracy": float(group["test_accuracy"].mean()),
-                "training minutes": float(group["seconds"].sum() / 60),
-            }
-        )
-    return _rounded(pd.DataFrame(rows))
-
-
-def _rounded(table: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
-    """Float columns rounded to ``decimals``, negative zeros made positive (for display)."""
-    floats = table.select_dtypes("float").columns
-    return table.assign(**{c: table[c].round(decimals) + 0.0 for c in floats})
 
 
 # ------------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ __all__ = [
     "Network",
     "majority_accuracy",
     "network_outputs",
+    "network_summary",
     "networks_table",
     "pretrained_network",
     "run_dataset",
@@ -318,3 +319,40 @@ def network_outputs(
             description={"network": network.name, "output": name, "n_images": len(images)},
         )
     return result
+
+
+def network_summary(networks: pd.DataFrame) -> pd.DataFrame:
+    """One row per role of a :func:`networks_table`: how many networks beat their baseline.
+
+    Returns
+    -------
+    DataFrame
+        ``role``, ``beat baseline`` (``"k of n"``), ``balanced attributes`` (the same among
+        networks whose majority baseline is below 0.6), ``median margin`` (test accuracy minus
+        the baseline), ``mean test accuracy`` and ``training minutes`` (wall time of the runs
+        that trained them).
+    """
+    rows: list[dict[str, Any]] = []
+    for role, group in networks.groupby("role", sort=False):
+        balanced = group[group["majority_accuracy"] < 0.6]
+        rows.append(
+            {
+                "role": role,
+                "beat baseline": f"{int(group['beats_baseline'].sum())} of {len(group)}",
+                "balanced attributes": (
+                    f"{int(balanced['beats_baseline'].sum())} of {len(balanced)}"
+                ),
+                "median margin": float(
+                    (group["test_accuracy"] - group["majority_accuracy"]).median()
+                ),
+                "mean test accuracy": float(group["test_accuracy"].mean()),
+                "training minutes": float(group["seconds"].sum() / 60),
+            }
+        )
+    return _rounded(pd.DataFrame(rows))
+
+
+def _rounded(table: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
+    """Float columns rounded to ``decimals``, negative zeros made positive (for display)."""
+    floats = table.select_dtypes("float").columns
+    return table.assign(**{c: table[c].round(decimals) + 0.0 for c in floats})

@@ -21,9 +21,11 @@ before it.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -71,17 +73,33 @@ def result_store(
 
 
 def _init_worker() -> None:
-    """A sweep worker: one torch thread; Ctrl-C (SIGINT) is the driver's to handle.
-
-    A notebook's kernel is interrupted and shut down through SIGINT to its process group; a
-    worker that received it too would print a KeyboardInterrupt traceback into the build log.
-    """
-    import signal
-
+    """A sweep worker computes on one torch thread."""
     import torch
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
+
+
+class _WorkerProcess(SpawnProcess):
+    """A spawned worker that starts with SIGINT ignored (Ctrl-C is the driver's to handle).
+
+    A notebook's kernel is interrupted and shut down through SIGINT to its process group. A
+    worker still starting up (importing torch) would die of it with a KeyboardInterrupt
+    traceback in the build log. A signal ignored at ``exec`` stays ignored, and Python then
+    installs no KeyboardInterrupt handler, so the worker is immune from its first instruction.
+    """
+
+    def start(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return super().start()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            super().start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+class _WorkerContext(SpawnContext):
+    Process = _WorkerProcess
 
 
 def local_executor(run: RunParams, workers: int | None = None) -> Executor | None:
@@ -109,9 +127,7 @@ def local_executor(run: RunParams, workers: int | None = None) -> Executor | Non
         raise ValueError(f"workers must be positive, got {workers}")
     if workers < 2:
         return None
-    return ProcessPoolExecutor(
-        workers, mp_context=get_context("spawn"), initializer=_init_worker
-    )
+    return ProcessPoolExecutor(workers, mp_context=_WorkerContext(), initializer=_init_worker)
 
 
 def task_key(spec: Any) -> list[dict[str, Any]]:

@@ -309,7 +309,7 @@ def plot_correlation_distribution(
     Parameters
     ----------
     summary : DataFrame
-        :func:`~transferlib.experiments.nce.correlation_summary` with a ``label`` column.
+        :func:`~transferlib.experiments.claims.correlation_summary` with a ``label`` column.
     control : DataFrame or None
         The same for the control predictor (e.g. the target's entropy alone), drawn as a
         marker on each bar.

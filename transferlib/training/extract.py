@@ -10,7 +10,8 @@ import torch
 
 from transferlib._progress import tqdm
 from transferlib.models import TransferModel, preprocess
-from transferlib.training._inputs import check_images, image_batch
+from transferlib.training._inputs import image_batch
+from transferlib.validation import check_images
 from transferlib.training.device import resolve_device
 
 __all__ = ["extract"]
