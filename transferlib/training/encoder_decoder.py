@@ -30,9 +30,10 @@ from transferlib._progress import tqdm
 from transferlib.cache import config_key, fingerprint_arrays, load_or_build, load_torch, save_torch
 from transferlib.models import EncoderDecoder, build_model, preprocess
 from transferlib.provenance import code_version
-from transferlib.training._inputs import check_images, image_batch, images_to_storage
+from transferlib.training._inputs import image_batch, images_to_storage
 from transferlib.training.device import resolve_device, seed_everything
 from transferlib.training.loop import TrainResult
+from transferlib.validation import check_images
 
 __all__ = ["train_encoder_decoder", "train_encoder_decoder_cached"]
 
