@@ -87,7 +87,8 @@ def test_imagenet_metadata():
     assert IMAGENET_CLASSES[967] == "espresso"
     assert set(IMAGENET_TOP1) == {0, 1, 2}
     assert sorted(MODELS) == sorted(
-        SMALL + ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+        SMALL
+        + ["encoder_decoder", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
     )
 
 

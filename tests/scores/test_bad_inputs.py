@@ -128,6 +128,23 @@ TABLE = {
         {"features": X, "target_labels": Y},
         {**FEATURE_SCORE_CASES, "rtol": real_cases(-1e-9, 1.0, allow_none=True)},
     ),
+    "h_scores": (
+        scores.h_scores,
+        {"features": X, "target_labels": np.stack([Y, Z], axis=1)},
+        {
+            **FEATURE_SCORE_CASES,
+            "target_labels": [
+                (Y, ValueError, "2-D"),
+                (np.zeros((0, 2), dtype=int), ValueError, "empty"),
+                (_with(np.stack([Y, Z], axis=1), 0, np.nan), ValueError, "NaN or inf"),
+                (np.stack([Y, Z], axis=1).astype(object), TypeError, "one dtype"),
+                (np.stack([Y, Z], axis=1) + 0j, TypeError, "real"),
+                (np.stack([Y, Z], axis=1)[:-1], ValueError, "length mismatch"),
+            ],
+            "normalised": [(1, TypeError, "bool|True or False"), (None, TypeError, "bool|True")],
+            "rtol": real_cases(-1e-9, 1.0, allow_none=True),
+        },
+    ),
     "h_score_transferability": (
         scores.h_score_transferability,
         {"features": X, "target_labels": Y, "input_codes": np.arange(12) % 6},

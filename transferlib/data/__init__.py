@@ -28,6 +28,7 @@ from transferlib.data.dataset import (
     stratified_split,
 )
 from transferlib.data.digits import load_digits
+from transferlib.data.glyph_scenes import GlyphScenes, GlyphScenesConfig, load_glyph_scenes
 from transferlib.data.glyphs import BOOK_N_IMAGES, GlyphsConfig, load_glyphs
 from transferlib.data.real import REAL_DATASETS, LazyImages
 from transferlib.data.show import attribute_table, show_grid
@@ -48,11 +49,13 @@ from transferlib.data.tasks import (
 
 __all__ = [
     "BOOK_N_IMAGES",
-    "CONSTANT", "DATASETS", "EMBEDDED_DATASETS", "MASK", "GlyphsConfig",
+    "CONSTANT", "DATASETS", "EMBEDDED_DATASETS", "MASK", "GlyphScenes",
+    "GlyphScenesConfig", "GlyphsConfig",
     "ImageDataset",
     "LazyImages", "TaskData", "TaskSpec", "as_task", "attribute_table", "attribute_tasks",
     "class_split", "few_shot_episodes", "identity_task", "imbalanced_binary_tasks",
-    "k_class_tasks", "load_dataset", "load_digits", "load_glyphs", "make_task_data",
+    "k_class_tasks", "load_dataset", "load_digits", "load_glyph_scenes", "load_glyphs",
+    "make_task_data",
     "multi_task_set", "p2l_domains", "p2l_targets", "random_class_subsets", "show_grid",
     "small_balanced_tasks", "stratified_split", "trivial_task",
 ]

@@ -25,6 +25,7 @@ from torchvision.models import ResNet18_Weights
 from transferlib.models.base import TransferModel
 from transferlib.models.cifar_resnet import CifarResNet, resnet20
 from transferlib.models.efficientnet import IMAGENET_TOP1, EfficientNetLite, efficientnet_lite
+from transferlib.models.encoder_decoder import EncoderDecoder
 from transferlib.models.resnet import ResNet18
 from transferlib.models.small_cnn import SmallCNN
 
@@ -34,6 +35,7 @@ __all__ = [
     "MODELS",
     "CifarResNet",
     "EfficientNetLite",
+    "EncoderDecoder",
     "ResNet18",
     "SmallCNN",
     "TransferModel",
@@ -52,6 +54,7 @@ MODELS: dict[str, Callable[..., TransferModel]] = {
     "small_cnn": SmallCNN,
     "resnet20": resnet20,
     "resnet18": ResNet18,
+    "encoder_decoder": EncoderDecoder,
     **{f"efficientnet_lite{v}": partial(efficientnet_lite, v) for v in (0, 1, 2)},
 }
 
@@ -63,7 +66,8 @@ def build_model(name: str, num_classes: int | None = None, **kwargs: Any) -> Tra
     ----------
     name : str
         One of :data:`MODELS`: ``"small_cnn"``, ``"resnet20"``, ``"resnet18"``,
-        ``"efficientnet_lite0"``, ``"efficientnet_lite1"``, ``"efficientnet_lite2"``.
+        ``"efficientnet_lite0"``, ``"efficientnet_lite1"``, ``"efficientnet_lite2"``,
+        ``"encoder_decoder"``.
     num_classes : int
         Width of the head. Required except for EfficientNet-Lite, where
         ``None`` keeps the pretrained 1000-class ImageNet head.

@@ -84,6 +84,18 @@ CONCEPT_COLOURS: dict[str, str] = {
     "small_cnn": "#E69F00",
     "resnet20": "#D55E00",
     "resnet18": "#8C564B",
+    # H-score chapter: task groups of the multi-task world, the empirical ranking, HGR estimates,
+    # the starting points of the curriculum test
+    "classification task": "#CC79A7",
+    "2D task": "#0072B2",
+    "3D task": "#D55E00",
+    "affinity": "#E69F00",
+    "soft_hgr": "#56B4E9",
+    "closed form": "#000000",
+    "training set": "#0072B2",
+    "test set": "#D55E00",
+    "parent encoder": "#009E73",
+    "worst source": "#E69F00",
     # P2L: the hierarchies source domains are cut along, and the ways of picking a source
     "script": "#0072B2",
     "case": "#56B4E9",

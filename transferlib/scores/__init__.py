@@ -33,6 +33,7 @@ from transferlib.scores.hscore import (
     hgr_maximal_correlation,
     shrinkage_h_score,
 )
+from transferlib.scores.hscore_batch import h_scores
 from transferlib.scores.label_based import conditional_entropy, hardness, nce
 from transferlib.scores.leep import eep_predictions, leep
 from transferlib.scores.logme import logme
@@ -49,6 +50,7 @@ __all__ = [
     "gbc",
     "h_score",
     "h_score_transferability",
+    "h_scores",
     "hardness",
     "hgr_maximal_correlation",
     "leep",
