@@ -632,30 +632,49 @@ class _Outputs:
 
 @functools.lru_cache(maxsize=3)
 def _outputs(run: RunParams, preset: LEEPPreset, name: str, which: str) -> _Outputs:
-    """Probabilities, penultimate features and fine-tuning inputs of source ``name`` on every
-    image of dataset ``which`` (``"main"``/``"gray"``).
+    """Probabilities, penultimate features and fine-tuning inputs of source ``name`` on dataset
+    ``which``: every image of ``"main"`` or ``"gray"``, or (``"selection"``) the rows of the
+    §5.7 target only, the other rows of the main dataset left at zero.
 
     With a cut point, the frozen lower part runs once (its activation maps are cached) and the
     probabilities and features come from the upper part; without one, both come from
     :func:`~transferlib.experiments.sources.network_outputs`.
     """
     network = source_network(run, preset, name)
-    images = _dataset(run, preset.data, which).images
+    dataset = _dataset(run, preset.data, "main" if which == "selection" else which)
+    rows = np.arange(len(dataset))
+    if which == "selection":
+        spec = selection_task(run, preset)
+        rows = np.concatenate([spec.train_indices, spec.test_indices])
+    images = dataset.images[rows]
     cut = fine_tune_cut(preset, network.architecture)
     if cut is None:
         out = network_outputs(run, network, images, ("probs", "features"))
-        return _Outputs(out["probs"], out["features"], torch.from_numpy(images), None)
-    maps = torch.from_numpy(network_activations(run, network, images, cut))
-    model = network.model.eval()
-    device = next(model.parameters()).device
-    features, logits = [], []
-    with torch.no_grad():
-        for start in range(0, len(maps), 512):
-            f = model.features_from(cut, maps[start : start + 512].to(device))
-            features.append(f.cpu())
-            logits.append(model.head(f).float().cpu())
-    probs = torch.cat(logits).softmax(dim=1).numpy()
-    return _Outputs(probs, torch.cat(features).numpy(), maps, cut)
+        probs, features = out["probs"], out["features"]
+        inputs = torch.from_numpy(dataset.images)
+    else:
+        maps = torch.from_numpy(network_activations(run, network, images, cut))
+        model = network.model.eval()
+        device = next(model.parameters()).device
+        feature_parts, logit_parts = [], []
+        with torch.no_grad():
+            for start in range(0, len(maps), 512):
+                f = model.features_from(cut, maps[start : start + 512].to(device))
+                feature_parts.append(f.cpu())
+                logit_parts.append(model.head(f).float().cpu())
+        probs = torch.cat(logit_parts).softmax(dim=1).numpy()
+        features = torch.cat(feature_parts).numpy()
+        inputs = maps
+    if len(rows) == len(dataset):
+        return _Outputs(probs, features, inputs, cut)
+
+    def full(values: np.ndarray | torch.Tensor) -> Any:
+        array = np.zeros((len(dataset), *values.shape[1:]), dtype=np.float32)
+        array[rows] = values.numpy() if isinstance(values, torch.Tensor) else values
+        return array
+
+    pool = inputs if cut is None else torch.from_numpy(full(inputs))
+    return _Outputs(full(probs), full(features), pool, cut)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1406,7 +1425,10 @@ def _selection_row(run: RunParams, preset: LEEPPreset, progress: bool, name: str
     ds = _dataset(run, preset.data, "main")
     spec = selection_task(run, preset)
     network = source_network(run, preset, name, progress=progress)
-    out = _outputs(run, preset, name, "main")
+    # the two sources of §5.1-5.5 already have outputs on every image; the other candidates
+    # are run on the rows of this target only
+    which = "main" if name in SOURCES else "selection"
+    out = _outputs(run, preset, name, which)
     labels = task_codes(ds, spec, spec.train_indices, "train")
     row: dict[str, Any] = {"candidate": name, "architecture": network.architecture}
     row.update(_score_values(preset, out, spec.train_indices, labels))
@@ -1428,7 +1450,7 @@ def _selection_row(run: RunParams, preset: LEEPPreset, progress: bool, name: str
     (history,) = _fine_tune_chunk(
         run,
         preset,
-        "main",
+        which,
         name,
         preset.selection_finetune_epochs,
         ds,
@@ -1554,3 +1576,192 @@ def table1(correlations: pd.DataFrame) -> pd.DataFrame:
         row["h_score (paper) not significant"] = values[3]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# Checks the pages report: the SGD schedule and the networks against their baselines
+# ------------------------------------------------------------------------------------------------
+
+
+def _schedule_rows(
+    run: RunParams, preset: LEEPPreset, epochs: tuple[int, ...], chunk: tuple[TaskSpec, ...]
+) -> list[dict[str, Any]]:
+    ds = _dataset(run, preset.data, "main")
+    out = _outputs(run, preset, SOURCES[1], "main")
+    train, test = np.asarray(ds.splits["train"]), np.asarray(ds.splits["test"])
+    rows = []
+    for n_epochs in epochs:
+        table = head_transfer(
+            run,
+            ds,
+            list(chunk),
+            out.features[train],
+            train,
+            out.features[test],
+            test,
+            "sgd",
+            lr=preset.finetune.lr,
+            batch_size=preset.finetune.batch_size,
+            epochs=n_epochs,
+            seed=stream_seed(run.seed, "leep", "heads", "large", SOURCES[1]),
+        )
+        rows += [
+            {"task": spec.name, "epochs": n_epochs, "accuracy": float(acc)}
+            for spec, acc in zip(chunk, table["accuracy"])
+        ]
+    return rows
+
+
+def run_schedule_check(
+    run: RunParams,
+    preset: LEEPPreset,
+    *,
+    paper_epochs: int = 100,
+    n_tasks: int = 12,
+    progress: bool = True,
+    executor: Executor | None = None,
+) -> pd.DataFrame:
+    """Re-trained heads after the preset's epochs and after the paper's 100, on the first
+    ``n_tasks`` tasks of §5.1 with the ResNet-20 source (64-d features: cheap to run long).
+
+    Returns
+    -------
+    DataFrame
+        One row per (task, epochs): ``accuracy``, and ``leep`` of the task.
+    """
+    epochs = tuple(sorted({preset.large.head_epochs, paper_epochs}))
+    tasks = setting_tasks(run, preset, "large")[:n_tasks]
+    store = result_store(run, _MODULE, f"schedule-check-{paper_epochs}", ("task", "epochs"), preset)
+    compute = functools.partial(_schedule_rows, run, preset, epochs)
+    table = run_sweep(
+        store,
+        [tuple(tasks)],
+        compute,
+        keys=lambda chunk: [{"task": s.name, "epochs": e} for s in chunk for e in epochs],
+        executor=executor,
+        progress=progress,
+        desc="SGD schedule check",
+    )
+    scores = _scores(run, preset, "large", SOURCES[1], progress, executor)
+    return table.merge(scores[["task", "leep"]], on="task")
+
+
+def _trained(
+    name: str, role: str, architecture: str, history: pd.DataFrame, majority: float, n_test: int
+) -> Network:
+    """A network of a sweep, known by its history only (its weights are not kept)."""
+    return Network(
+        name=name,
+        role=role,
+        architecture=architecture,
+        key="",
+        model=None,
+        history=history,
+        from_cache=True,
+        majority_accuracy=majority,
+        n_train=0,
+        n_test=n_test,
+    )
+
+
+def baseline_summary(run: RunParams, preset: LEEPPreset) -> pd.DataFrame:
+    """Every trained network of the chapter against its majority-class baseline.
+
+    Sources and §5.7 candidates one row each; fine-tuned networks and references (which are
+    many) summarised per (role, setting, source): how many beat their baseline by
+    :meth:`~transferlib.experiments.sources.Network.baseline_margin`, and the smallest margin.
+    Reads the result stores (run the experiments first).
+    """
+    rows = []
+    for network in leep_networks(run, preset):
+        rows.append(
+            {
+                "network": network.name,
+                "role": "source",
+                "setting": "—",
+                "architecture": network.architecture,
+                "networks": 1,
+                "beat baseline": int(network.beats_baseline()),
+                "test accuracy": network.test_accuracy,
+                "majority accuracy": network.majority_accuracy,
+                "smallest margin": network.test_accuracy - network.majority_accuracy,
+            }
+        )
+    groups = []
+    for setting in SETTINGS:
+        ds = _setting_dataset(run, preset, setting)
+        for source in SOURCES:
+            tuned = _fine_tuning(run, preset, setting, source, False, None)
+            groups.append(("fine-tuned", setting, source, tuned, ds))
+    for setting in ("small", "small-gray"):
+        groups.append(
+            (
+                "reference",
+                setting,
+                preset.reference_training.model,
+                _references(run, preset, setting, False, None),
+                _setting_dataset(run, preset, setting),
+            )
+        )
+    specs = {s: {t.name: t for t in setting_tasks(run, preset, s)} for s in SETTINGS}
+    for role, setting, source, table, _ in groups:
+        networks = [
+            _trained(
+                task,
+                role,
+                source,
+                history,
+                float(history["majority_accuracy"].iloc[0]),
+                len(specs[setting][task].test_indices),
+            )
+            for task, history in table.groupby("task", sort=False)
+        ]
+        margins = [n.test_accuracy - n.majority_accuracy for n in networks]
+        worst = int(np.argmin(margins))
+        rows.append(
+            {
+                "network": f"{len(networks)} tasks",
+                "role": role,
+                "setting": setting,
+                "architecture": source,
+                "networks": len(networks),
+                "beat baseline": sum(n.beats_baseline() for n in networks),
+                "test accuracy": float(np.mean([n.test_accuracy for n in networks])),
+                "majority accuracy": float(np.mean([n.majority_accuracy for n in networks])),
+                "smallest margin": margins[worst],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def bootstrap_difference(
+    table: pd.DataFrame,
+    first: str,
+    second: str,
+    metric: str,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Pearson r of ``first`` minus that of ``second`` with ``metric``, and its bootstrap
+    standard deviation over the tasks (tasks resampled with replacement).
+
+    Where a small difference between two scores decides a claim, the spread says whether the
+    difference is larger than what resampling the tasks alone produces.
+    """
+    data = table[[first, second, metric]].dropna().to_numpy(float)
+    if len(data) < 4:
+        return float("nan"), float("nan")
+
+    def r(columns: np.ndarray, i: int) -> np.ndarray:
+        x = columns[..., i] - columns[..., i].mean(-1, keepdims=True)
+        y = columns[..., 2] - columns[..., 2].mean(-1, keepdims=True)
+        denominator = np.sqrt((x * x).sum(-1) * (y * y).sum(-1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (x * y).sum(-1) / denominator
+
+    difference = float(r(data, 0) - r(data, 1))
+    picks = rng(seed, "leep", "bootstrap").integers(0, len(data), size=(n_boot, len(data)))
+    samples = data[picks]
+    spread = np.nanstd(r(samples, 0) - r(samples, 1))
+    return difference, float(spread)

@@ -74,6 +74,7 @@ CONCEPT_COLOURS: dict[str, str] = {
     "small_cnn": "#E69F00",
     "resnet20": "#D55E00",
     "resnet18": "#8C564B",
+    "small_cnn_narrow": "#F0E442",
     # statistics drawn in every chapter
     "fit": "#0072B2",
     "not significant": "#BBBBBB",
