@@ -300,7 +300,7 @@ BOOK = LEEPPreset(
     n_source_classes=10,
     source_training=TrainingSpec(model="resnet20", epochs=15, lr=0.05, batch_size=32, width=8),
     large=SettingSpec(
-        kind="subsets", target="pool", n_tasks=60, n_finetune=24, head_epochs=10, finetune_epochs=1
+        kind="subsets", target="pool", n_tasks=60, n_finetune=24, head_epochs=3, finetune_epochs=1
     ),
     small=SettingSpec(
         kind="balanced",
@@ -367,7 +367,7 @@ BOOK = LEEPPreset(
         ),
     ),
     selection_per_class=50,
-    selection_head_epochs=10,
+    selection_head_epochs=3,
     selection_finetune_epochs=1,
     beyond_paper_max_train=1_000,
 )
@@ -1029,10 +1029,12 @@ def run_properties(
     run: RunParams,
     preset: LEEPPreset,
     *,
+    settings: Sequence[str] = SETTINGS,
     progress: bool = True,
     executor: Executor | None = None,
 ) -> pd.DataFrame:
-    """Properties 1 and 2 on every (setting, source, task) of :func:`run_transfer`.
+    """Properties 1 and 2 on every (setting, source, task) of :func:`run_transfer` (of the
+    given ``settings``, by default all).
 
     * Property 2 (exact): ``LEEP >= NCE + mean_i log theta(x_i)_{z_i}`` with the predicted
       labels ``z_i``.
@@ -1050,7 +1052,7 @@ def run_properties(
         property1_holds, property1_certified_by``.
     """
     parts = []
-    for setting in SETTINGS:
+    for setting in settings:
         transfer = run_transfer(run, preset, setting, progress=progress, executor=executor)
         heads = transfer[transfer["method"] == METHODS[0]]
         for source in SOURCES:
@@ -1584,10 +1586,14 @@ def table1(correlations: pd.DataFrame) -> pd.DataFrame:
 
 
 def _schedule_rows(
-    run: RunParams, preset: LEEPPreset, epochs: tuple[int, ...], chunk: tuple[TaskSpec, ...]
+    run: RunParams,
+    preset: LEEPPreset,
+    epochs: tuple[int, ...],
+    item: tuple[str, tuple[TaskSpec, ...]],
 ) -> list[dict[str, Any]]:
+    source, chunk = item
     ds = _dataset(run, preset.data, "main")
-    out = _outputs(run, preset, SOURCES[1], "main")
+    out = _outputs(run, preset, source, "main")
     train, test = np.asarray(ds.splits["train"]), np.asarray(ds.splits["test"])
     rows = []
     for n_epochs in epochs:
@@ -1603,10 +1609,10 @@ def _schedule_rows(
             lr=preset.finetune.lr,
             batch_size=preset.finetune.batch_size,
             epochs=n_epochs,
-            seed=stream_seed(run.seed, "leep", "heads", "large", SOURCES[1]),
+            seed=stream_seed(run.seed, "leep", "heads", "large", source),
         )
         rows += [
-            {"task": spec.name, "epochs": n_epochs, "accuracy": float(acc)}
+            {"source": source, "task": spec.name, "epochs": n_epochs, "accuracy": float(acc)}
             for spec, acc in zip(chunk, table["accuracy"])
         ]
     return rows
@@ -1617,33 +1623,42 @@ def run_schedule_check(
     preset: LEEPPreset,
     *,
     paper_epochs: int = 100,
-    n_tasks: int = 12,
+    n_tasks: int = 8,
     progress: bool = True,
     executor: Executor | None = None,
 ) -> pd.DataFrame:
-    """Re-trained heads after the preset's epochs and after the paper's 100, on the first
-    ``n_tasks`` tasks of §5.1 with the ResNet-20 source (64-d features: cheap to run long).
+    """Re-trained heads after the preset's epochs and after the paper's 100, for both sources,
+    on the ``n_tasks`` tasks of §5.1 with the fewest training images (cheap to run long).
+
+    The heads of :func:`run_transfer` use the same seeds, so the preset's rows equal those.
 
     Returns
     -------
     DataFrame
-        One row per (task, epochs): ``accuracy``, and ``leep`` of the task.
+        One row per (source, task, epochs): ``accuracy``, and ``leep`` of the task.
     """
     epochs = tuple(sorted({preset.large.head_epochs, paper_epochs}))
-    tasks = setting_tasks(run, preset, "large")[:n_tasks]
-    store = result_store(run, _MODULE, f"schedule-check-{paper_epochs}", ("task", "epochs"), preset)
+    tasks = sorted(setting_tasks(run, preset, "large"), key=lambda s: len(s.train_indices))
+    items = [(source, tuple(tasks[:n_tasks])) for source in SOURCES]
+    store = result_store(
+        run, _MODULE, f"schedule-check-{paper_epochs}", ("source", "task", "epochs"), preset
+    )
     compute = functools.partial(_schedule_rows, run, preset, epochs)
     table = run_sweep(
         store,
-        [tuple(tasks)],
+        items,
         compute,
-        keys=lambda chunk: [{"task": s.name, "epochs": e} for s in chunk for e in epochs],
+        keys=lambda item: [
+            {"source": item[0], "task": s.name, "epochs": e} for s in item[1] for e in epochs
+        ],
         executor=executor,
         progress=progress,
         desc="SGD schedule check",
     )
-    scores = _scores(run, preset, "large", SOURCES[1], progress, executor)
-    return table.merge(scores[["task", "leep"]], on="task")
+    scores = pd.concat(
+        [_scores(run, preset, "large", source, progress, executor) for source in SOURCES]
+    )
+    return table.merge(scores[["source", "task", "leep"]], on=["source", "task"])
 
 
 def _trained(

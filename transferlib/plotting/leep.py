@@ -270,47 +270,50 @@ def plot_properties(table: pd.DataFrame) -> Figure:
 
 
 def plot_pipeline(steps: Mapping[str, str] | None = None) -> Figure:
-    """The LEEP computation as a pipeline: one forward pass, three counting steps."""
+    """The LEEP computation as a pipeline in two rows: one forward pass, then counting."""
     steps = steps or {
-        "target data\n$(x_i, y_i)$, $i=1..n$": "the labelled target set",
-        "source model θ\n(one forward pass)": "dummy distributions θ(x_i) over source labels Z",
-        "joint  $\\hat P(y, z)$\n$= \\frac{1}{n}\\sum_{i: y_i = y} θ(x_i)_z$": "Eq. (1)",
-        "conditional\n$\\hat P(y \\mid z) = \\hat P(y,z) / \\hat P(z)$": "empirical, no training",
-        "EEP\n$p(y \\mid x) = \\sum_z \\hat P(y \\mid z)\\, θ(x)_z$": "a classifier for Y",
-        "LEEP\n$\\frac{1}{n}\\sum_i \\log p(y_i \\mid x_i)$": "Eq. (2): its log-likelihood",
+        "target data\n$(x_i, y_i)$, $i = 1, \\dots, n$": "the labelled target set",
+        "source model θ\none forward pass": "dummy distributions θ(x_i)\nover source labels z",
+        "joint $\\hat P(y, z)$\n$\\frac{1}{n}\\sum_{i: y_i = y} θ(x_i)_z$": "Eq. (1): soft counts",
+        "conditional $\\hat P(y \\mid z)$\n$\\hat P(y, z) \\,/\\, \\hat P(z)$": "no training",
+        "EEP $p(y \\mid x)$\n$\\sum_z \\hat P(y \\mid z)\\, θ(x)_z$": "a classifier for y",
+        "LEEP\n$\\frac{1}{n}\\sum_i \\log p(y_i \\mid x_i)$": "Eq. (2): its mean\nlog-likelihood",
     }
-    fig = _figure((11.0, 2.6))
+    per_row = (len(steps) + 1) // 2
+    fig = _figure((8.4, 4.4))
     ax = fig.subplots()
     ax.set_axis_off()
-    ax.set_xlim(0, len(steps))
-    ax.set_ylim(0, 1)
-    colours = [
-        "#E8E8E8",
-        concept_colour("efficientnet_lite0"),
-        "#F2F2F2",
-        "#F2F2F2",
-        "#F2F2F2",
-        concept_colour("leep"),
-    ]
-    for i, ((title, note), colour) in enumerate(zip(steps.items(), colours)):
+    ax.set_xlim(0, per_row)
+    ax.set_ylim(0, 2)
+    highlight = {1: concept_colour("efficientnet_lite0"), len(steps) - 1: concept_colour("leep")}
+    for i, (title, note) in enumerate(steps.items()):
+        row, col = divmod(i, per_row)
+        x, y = col, 1 - row  # first row on top
         box = FancyBboxPatch(
-            (i + 0.06, 0.38),
-            0.88,
-            0.5,
+            (x + 0.07, y + 0.32),
+            0.86,
+            0.56,
             boxstyle="round,pad=0.02",
-            facecolor=colour,
+            facecolor=highlight.get(i, "#F2F2F2"),
             edgecolor="0.3",
-            alpha=0.35 if i in (1, 5) else 1,
+            alpha=0.35 if i in highlight else 1.0,
         )
         ax.add_patch(box)
-        ax.text(i + 0.5, 0.63, title, ha="center", va="center", fontsize=8.5)
-        ax.text(i + 0.5, 0.2, note, ha="center", va="center", fontsize=7.5, color="0.25", wrap=True)
-        if i < len(steps) - 1:
+        ax.text(x + 0.5, y + 0.6, title, ha="center", va="center", fontsize=10)
+        ax.text(x + 0.5, y + 0.15, note, ha="center", va="center", fontsize=8.5, color="0.25")
+        if col < per_row - 1 and i < len(steps) - 1:
             ax.annotate(
                 "",
-                xy=(i + 1.06, 0.63),
-                xytext=(i + 0.94, 0.63),
+                xy=(x + 1.07, y + 0.6),
+                xytext=(x + 0.93, y + 0.6),
                 arrowprops={"arrowstyle": "->", "color": "0.3"},
             )
+    # from the end of the first row to the start of the second
+    ax.annotate(
+        "",
+        xy=(0.5, 0.88),
+        xytext=(per_row - 0.5, 1.32),
+        arrowprops={"arrowstyle": "->", "color": "0.3", "connectionstyle": "arc3,rad=-0.15"},
+    )
     fig.tight_layout()
     return fig
