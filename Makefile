@@ -2,10 +2,12 @@
 #   make book   create .venv if needed, install, execute the notebooks (book scale), build _build/html
 #   make test   run the test suite
 # Other targets: venv, book-smoke (what CI builds), test-notebooks, test-html, ci, clean.
+# VENV selects the environment: an existing one (a conda env: `make book VENV=$CONDA_PREFIX`) is
+# used as it is, and its torch is kept when it already imports.
 
 SHELL  := /bin/bash
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Stamp of a finished install; reinstalls only when pyproject.toml changes.
 STAMP  := $(VENV)/.transferlib-installed
@@ -20,10 +22,10 @@ all: book
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q "torch==2.14.1" "torchvision==0.29.1"
-	$(BIN)/pip install -q -e ".[dev]"
+	test -x $(BIN)/python || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install -q --upgrade pip; }
+	$(BIN)/python -c "import torch, torchvision" 2>/dev/null \
+		|| $(BIN)/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
 # Progress bars help whoever runs an experiment, not the reader of a finished page: the book

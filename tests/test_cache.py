@@ -1,6 +1,7 @@
 """Tests of the on-disk cache: stable keys, atomic writes, resumable result stores."""
 
 from dataclasses import dataclass
+
 import numpy as np
 import pytest
 
@@ -42,28 +43,53 @@ def test_config_key_rejects_unhashable_objects():
         cache.config_key({"x": object()})
 
 
-def test_atomic_writers_round_trip(tmp_path):
+def test_save_and_load_helpers_round_trip(tmp_path):
     arrays = {"features": np.random.default_rng(0).normal(size=(4, 3)), "labels": np.arange(4)}
-    cache.save_npz(tmp_path / "f.npz", **arrays)
-    loaded = cache.load_npz(tmp_path / "f.npz")
+    cache.save_npz(tmp_path / "f.tmp", arrays)  # writes exactly the path it is given
+    loaded = cache.load_npz(tmp_path / "f.tmp")
     np.testing.assert_array_equal(loaded["features"], arrays["features"])
     cache.save_json(tmp_path / "c.json", {"k": (1, 2)})
     assert cache.load_json(tmp_path / "c.json") == {"k": [1, 2]}
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "f.tmp"]
 
 
-def test_atomic_write_leaves_old_file_on_failure(tmp_path):
-    target = tmp_path / "model.bin"
-    cache.atomic_write_bytes(target, b"old")
-
-    def explode(handle):
-        handle.write(b"partial")
+def test_failed_build_or_save_leaves_nothing_behind(tmp_path):
+    def explode(path, value):
+        path.write_bytes(b"partial")
         raise RuntimeError("interrupted")
 
-    with pytest.raises(RuntimeError):
-        cache._atomic_write(target, explode)
-    assert target.read_bytes() == b"old"
-    assert not list(tmp_path.glob(".*.tmp"))
+    for build, save in ((lambda: 1 / 0, cache.save_json), (lambda: {"a": 1}, explode)):
+        with pytest.raises((ZeroDivisionError, RuntimeError)):
+            cache.load_or_build(
+                "results",
+                "k",
+                build,
+                save=save,
+                load=cache.load_json,
+                suffix=".json",
+                cache_dir=tmp_path,
+            )
+    assert not (tmp_path / "results" / "k.json").exists()
+    assert not list(tmp_path.rglob("*.tmp"))
+    value, from_cache = cache.load_or_build(
+        "results",
+        "k",
+        lambda: {"a": 1},
+        save=cache.save_json,
+        load=cache.load_json,
+        suffix=".json",
+        cache_dir=tmp_path,
+    )
+    assert value == {"a": 1} and not from_cache
+    assert cache.load_or_build(
+        "results",
+        "k",
+        lambda: 1 / 0,
+        save=cache.save_json,
+        load=cache.load_json,
+        suffix=".json",
+        cache_dir=tmp_path,
+    ) == (value, True)
 
 
 def test_result_store_resumes_and_ignores_partial_line(tmp_path):

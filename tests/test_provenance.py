@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from transferlib import provenance
-from transferlib.provenance import NEUTRAL_MODULES, code_version, imported_modules, module_closure
+from transferlib.provenance import (
+    NEUTRAL_MODULES,
+    code_version,
+    imported_modules,
+    module_closure,
+    source_fingerprint,
+)
 
 
 def test_closure_follows_imports_inside_functions_and_skips_neutral_modules():
@@ -37,25 +42,21 @@ def test_unknown_modules_are_refused():
         module_closure(["transferlib.nope"])
 
 
-def _version_of(monkeypatch, tmp_path, text: str) -> str:
-    module = tmp_path / "toy.py"
-    module.write_text(text)
-    monkeypatch.setattr(
-        provenance, "_module_file", lambda name: module if name == "transferlib.toy" else None
+def test_comments_docstrings_and_formatting_do_not_change_the_fingerprint():
+    base = source_fingerprint("def f(x):\n    return x * 2\n")
+    same = source_fingerprint(
+        '"""Doc."""\n\n\ndef f(x):  # twice\n    """Twice x."""\n    return (x *\n            2)\n'
     )
-    provenance._normalised_source.cache_clear()
-    provenance._direct_imports.cache_clear()
-    return code_version("transferlib.toy")
+    assert base == same
+    assert source_fingerprint("def f(x):\n    return x * 3\n") != base
+    assert source_fingerprint("def g(x):\n    return x * 2\n") != base
 
 
-def test_comments_docstrings_and_formatting_do_not_change_the_version(monkeypatch, tmp_path):
-    base = _version_of(monkeypatch, tmp_path, "def f(x):\n    return x * 2\n")
-    same = _version_of(
-        monkeypatch,
-        tmp_path,
-        '"""Doc."""\n\n\ndef f(x):  # twice\n    """Twice x."""\n    return (x *\n            2)\n',
+def test_code_version_is_the_closure_of_fingerprints():
+    leep = code_version("transferlib.scores.leep")
+    assert leep == code_version("transferlib.scores.leep")
+    assert leep != code_version("transferlib.scores.logme")
+    # a module and the package that re-exports it: the package's closure is larger
+    assert set(module_closure(["transferlib.scores.leep"])) < set(
+        module_closure(["transferlib.scores"])
     )
-    changed = _version_of(monkeypatch, tmp_path, "def f(x):\n    return x * 3\n")
-    provenance._normalised_source.cache_clear()
-    provenance._direct_imports.cache_clear()
-    assert base == same and changed != base

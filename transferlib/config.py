@@ -6,8 +6,8 @@ changes sizes and counts, never the code path, so each experiment has one frozen
 and one instance of it per scale.
 
 Experiments register their presets with :func:`register_presets`; notebooks call
-:func:`check_parameters` in their first cells, which validates the parameters cell and returns the
-preset for the chosen scale.
+:func:`run_parameters` (or :func:`check_parameters`, which also returns the preset) in their first
+cells, so that a bad value in the parameters cell stops them before any work.
 
 Examples
 --------
@@ -18,7 +18,13 @@ Examples
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import importlib
+import numbers
+import os
+import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,12 +162,18 @@ def check_parameters(
         Unknown scale, experiment or dataset, a dataset the experiment does not support,
         a real dataset without ``data_root``, or a ``data_root`` that is not a folder.
     """
+    preset = get_preset(experiment, scale)
+    _check_dataset(experiment, dataset, data_root)
+    return preset
+
+
+def _check_dataset(experiment: str | None, dataset: Any, data_root: Any) -> None:
+    """Dataset known and supported by ``experiment``; a real one has a ``data_root`` folder."""
     from transferlib.data import DATASETS, EMBEDDED_DATASETS
 
-    preset = get_preset(experiment, scale)
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-    supported = SUPPORTED_DATASETS[experiment]
+    supported = None if experiment is None else _supported_datasets(experiment)
     if supported is not None and dataset not in supported:
         raise ValueError(
             f"experiment {experiment!r} does not support dataset {dataset!r}; "
@@ -174,9 +186,150 @@ def check_parameters(
                 f"holding it (see the chapter 'The data'); embedded datasets: "
                 f"{', '.join(EMBEDDED_DATASETS)}"
             )
+        if not isinstance(data_root, (str, os.PathLike)):
+            raise TypeError(f"data_root must be a folder path, got {data_root!r}")
         if not Path(data_root).expanduser().is_dir():
             raise ValueError(f"data_root {str(data_root)!r} is not an existing folder")
-    return preset
+
+
+def _supported_datasets(experiment: str) -> tuple[str, ...] | None:
+    """The registry entry of ``experiment``, importing ``transferlib.experiments.<experiment>``
+    (where experiments register their presets) when it is not registered yet."""
+    if experiment not in SUPPORTED_DATASETS:
+        try:
+            importlib.import_module(f"transferlib.experiments.{experiment}")
+        except ModuleNotFoundError as error:
+            if error.name != f"transferlib.experiments.{experiment}":
+                raise
+    if experiment not in SUPPORTED_DATASETS:
+        raise ValueError(
+            f"unknown experiment {experiment!r}; registered: {', '.join(sorted(SUPPORTED_DATASETS))}"
+        )
+    return SUPPORTED_DATASETS[experiment]
+
+
+@dataclass(frozen=True)
+class RunParams:
+    """The parameters every notebook takes (its papermill ``parameters`` cell), as one object.
+
+    Attributes
+    ----------
+    scale : str
+        One of :data:`SCALES`.
+    dataset : str
+        A name from ``transferlib.data.DATASETS``.
+    data_root : str or None
+        Folder holding a real dataset's official files (unused for embedded datasets).
+    device : str
+        ``"auto"`` (a GPU when there is one), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+    seed : int
+        Non-negative seed of every random stream of the run.
+    cache_dir : str or None
+        Cache root of every artifact of the run (None: ``$TRANSFERLIB_CACHE`` or the default,
+        see :func:`transferlib.cache.cache_root`).
+    """
+
+    scale: str = DEFAULT_SCALE
+    dataset: str = "glyphs"
+    data_root: str | None = None
+    device: str = "auto"
+    seed: int = 0
+    cache_dir: str | None = None
+
+
+def run_parameters(experiment: str | None = None, **values: Any) -> RunParams:
+    """Validate a run's parameters before any work is done, and return them.
+
+    Notebooks call it in their first cell with the values of their parameters cell, and
+    ``transferlib run`` calls it before starting a kernel, so a bad value stops the run at once
+    with a one-line message naming the parameter. Nothing is created or loaded: the checks only
+    look (cheap ones first, so that ``device`` fails before the datasets are imported).
+
+    Parameters
+    ----------
+    experiment : str, optional
+        Experiment whose supported datasets apply (its module ``transferlib.experiments.<name>``
+        is imported when it has not registered yet); None accepts any dataset.
+    **values
+        Fields of :class:`RunParams`; missing ones take their defaults.
+
+    Returns
+    -------
+    RunParams
+
+    Raises
+    ------
+    TypeError
+        An unknown parameter (the message lists the valid ones), or a value of the wrong type
+        (``seed="abc"``, ``seed=True``, ``device=0``).
+    ValueError
+        An unknown experiment, scale or dataset, a dataset the experiment does not support, an
+        unavailable device, a negative seed, a real dataset without ``data_root``, a
+        ``data_root`` whose files cannot be read, or a ``cache_dir`` that cannot be a cache.
+    FileNotFoundError
+        A ``data_root`` that lacks the dataset's official files (they are named).
+
+    Examples
+    --------
+    >>> run_parameters("data", scale="smoke", seed=1)
+    RunParams(scale='smoke', dataset='glyphs', data_root=None, device='auto', seed=1, cache_dir=None)
+    """
+    from transferlib.cache import check_cache_dir
+
+    names = [f.name for f in dataclasses.fields(RunParams)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise TypeError(f"unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(names)}")
+    params = RunParams(**values)
+    if not isinstance(params.scale, str):
+        raise TypeError(f"scale must be one of {', '.join(SCALES)}, got {params.scale!r}")
+    check_scale(params.scale)
+    if isinstance(params.seed, bool) or not isinstance(params.seed, numbers.Integral):
+        raise TypeError(f"seed must be a non-negative integer, got {params.seed!r}")
+    if params.seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {params.seed}")
+    if params.cache_dir is not None and not isinstance(params.cache_dir, (str, os.PathLike)):
+        raise TypeError(f"cache_dir must be a folder path or None, got {params.cache_dir!r}")
+    check_cache_dir(params.cache_dir)
+    _check_device(params.device)
+    _check_dataset(experiment, params.dataset, params.data_root)
+    from transferlib.data import EMBEDDED_DATASETS
+    from transferlib.data.real import check_data_root
+
+    if params.dataset not in EMBEDDED_DATASETS:
+        check_data_root(params.dataset, params.data_root)
+    return params
+
+
+def _cuda_driver_present() -> bool:
+    """Whether the CUDA driver library loads: a quick "no" without importing torch."""
+    names = ("nvcuda.dll",) if sys.platform == "win32" else ("libcuda.so.1", "libcuda.so")
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            continue
+        return True
+    return False
+
+
+def _check_device(device: Any) -> None:
+    """Raise unless ``device`` is available; torch is imported only when it must decide."""
+    if not isinstance(device, str):
+        raise TypeError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
+    name = device.strip().lower()
+    if name in ("auto", "cpu"):
+        return
+    if re.fullmatch(r"cuda(:\d+)?", name) and not _cuda_driver_present():
+        raise ValueError(
+            f"device {device!r} is not available: this machine has no CUDA driver "
+            "(use device 'cpu' or 'auto')"
+        )
+    if name == "mps" and sys.platform != "darwin":
+        raise ValueError("device 'mps' exists only on Apple machines (use device 'cpu' or 'auto')")
+    from transferlib.training import resolve_device
+
+    resolve_device(name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,40 +382,3 @@ register_presets(
         "full": DataPreset(grid_size=64),
     },
 )
-
-@dataclass(frozen=True)
-class RunParams:
-    """The parameters every notebook takes (its papermill ``parameters`` cell), as one object.
-
-    Attributes
-    ----------
-    scale : str
-        One of :data:`SCALES`.
-    dataset : str
-        Dataset name (see ``transferlib.data.DATASETS``).
-    data_root : str or None
-        Folder of a real dataset.
-    device : str
-        Torch device; ``"auto"`` picks a GPU when there is one.
-    seed : int
-        Seed of every random stream of the run.
-    cache_dir : str or None
-        Cache root of every artifact of the run (see :func:`transferlib.cache.cache_root`).
-    """
-
-    scale: str = DEFAULT_SCALE
-    dataset: str = "glyphs"
-    data_root: str | None = None
-    device: str = "auto"
-    seed: int = 0
-    cache_dir: str | None = None
-
-
-def run_parameters(experiment: str | None = None, **values: object) -> RunParams:
-    """Validate a notebook's parameters and return them as :class:`RunParams`."""
-    params = RunParams(**values)  # type: ignore[arg-type]
-    if experiment is not None:
-        check_parameters(experiment, params.scale, params.dataset, params.data_root)
-    else:
-        check_scale(params.scale)
-    return params

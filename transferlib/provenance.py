@@ -28,7 +28,13 @@ from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
-__all__ = ["NEUTRAL_MODULES", "code_version", "imported_modules", "module_closure"]
+__all__ = [
+    "NEUTRAL_MODULES",
+    "code_version",
+    "imported_modules",
+    "module_closure",
+    "source_fingerprint",
+]
 
 PACKAGE = "transferlib"
 _ROOT = Path(__file__).resolve().parent
@@ -161,12 +167,26 @@ class _StripDocstrings(ast.NodeTransformer):
     visit_Module = visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _strip
 
 
+def source_fingerprint(source: str) -> str:
+    """Hash of Python ``source`` that ignores comments, docstrings and formatting.
+
+    Examples
+    --------
+    >>> source_fingerprint("x = 1  # one") == source_fingerprint("x = (1)")
+    True
+    >>> source_fingerprint("x = 1") == source_fingerprint("x = 2")
+    False
+    """
+    tree = _StripDocstrings().visit(ast.parse(source))
+    text = ast.dump(tree, annotate_fields=False, include_attributes=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 @cache
-def _normalised_source(name: str) -> str:
+def _module_fingerprint(name: str) -> str:
     path = _module_file(name)
     assert path is not None
-    tree = _StripDocstrings().visit(ast.parse(path.read_text()))
-    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+    return source_fingerprint(path.read_text())
 
 
 def code_version(*modules: str, length: int = 16) -> str:
@@ -183,5 +203,5 @@ def code_version(*modules: str, length: int = 16) -> str:
     digest = hashlib.sha256()
     for name in module_closure(modules):
         digest.update(name.encode())
-        digest.update(_normalised_source(name).encode())
+        digest.update(_module_fingerprint(name).encode())
     return digest.hexdigest()[:length]

@@ -33,10 +33,21 @@ def find_chromium() -> str | None:
 def offline_prefix() -> tuple[list[str], str]:
     """Command prefix that disables networking, and a description of how."""
     unshare = shutil.which("unshare")
-    if unshare and subprocess.run([unshare, "-n", "true"], capture_output=True, check=False).returncode == 0:
+    if (
+        unshare
+        and subprocess.run([unshare, "-n", "true"], capture_output=True, check=False).returncode
+        == 0
+    ):
         return [unshare, "-n"], "unshare -n (new network namespace without any usable interface)"
-    if unshare and subprocess.run([unshare, "-rn", "true"], capture_output=True, check=False).returncode == 0:
-        return [unshare, "-rn"], "unshare -rn (user and network namespace without any usable interface)"
+    if (
+        unshare
+        and subprocess.run([unshare, "-rn", "true"], capture_output=True, check=False).returncode
+        == 0
+    ):
+        return [
+            unshare,
+            "-rn",
+        ], "unshare -rn (user and network namespace without any usable interface)"
     return [], "proxy 127.0.0.1:9 for every request (unshare not permitted)"
 
 
@@ -55,6 +66,15 @@ class PageReport:
     n_math_rendered: int = 0
     math_errors: int = 0
     uses_mathjax: bool = False
+    page_width: int = 0
+    viewport_width: int = 0
+    wide_tables: list[str] = field(default_factory=list)
+    overflowing_code: list[str] = field(default_factory=list)
+
+    @property
+    def scrolls_horizontally(self) -> bool:
+        """Whether the page body is wider than the window (a horizontal scrollbar)."""
+        return self.page_width > self.viewport_width
 
 
 # Evaluated in the page after load. Sphinx wraps every formula in an element of class "math";
@@ -76,6 +96,40 @@ _PAGE_STATE_JS = """
 })()
 """
 
+# Layout at the window's width, after MathJax: the body's scroll width, tables wider than the
+# content column that no scroll container holds, and code blocks whose lines run past their box.
+_LAYOUT_JS = """
+(() => {
+  const article = document.querySelector('article.bd-article') || document.querySelector('main')
+                  || document.body;
+  const column = article.getBoundingClientRect();
+  const scrollable = (el) => {
+    for (let a = el.parentElement; a && a !== article; a = a.parentElement) {
+      const overflow = getComputedStyle(a).overflowX;
+      if ((overflow === 'auto' || overflow === 'scroll')
+          && a.getBoundingClientRect().right <= column.right + 1) return true;
+    }
+    return false;
+  };
+  const label = (el) => {
+    const figure = el.closest('[id]');
+    const head = Array.from(el.querySelectorAll('th')).slice(0, 4).map(t => t.textContent.trim());
+    return (figure ? '#' + figure.id + ' ' : '') + '[' + head.join(' | ') + ']';
+  };
+  const tables = Array.from(article.querySelectorAll('table')).filter(t =>
+    t.offsetParent !== null && t.getBoundingClientRect().right > column.right + 1 && !scrollable(t));
+  const code = Array.from(article.querySelectorAll('pre')).filter(p =>
+    p.offsetParent !== null && p.scrollWidth > p.clientWidth + 1);
+  return JSON.stringify({
+    page_width: document.documentElement.scrollWidth,
+    viewport_width: window.innerWidth,
+    wide_tables: tables.map(label),
+    overflowing_code: code.map(p => p.textContent.split('\\n')
+      .reduce((a, b) => (b.length > a.length ? b : a), '').slice(0, 100)),
+  });
+})()
+"""
+
 _MATHJAX_DONE_JS = (
     "window.MathJax && MathJax.startup && MathJax.startup.promise"
     " ? MathJax.startup.promise.then(() => true) : false"
@@ -85,13 +139,25 @@ _MATHJAX_DONE_JS = (
 class HeadlessChromium:
     """Headless Chromium driven over a pipe; use as a context manager."""
 
-    def __init__(self, executable: str, offline: bool = True) -> None:
+    def __init__(
+        self,
+        executable: str,
+        offline: bool = True,
+        window_width: int = 1280,
+        window_height: int = 1600,
+    ) -> None:
         self.profile = tempfile.mkdtemp(prefix="transferlib-chromium-")
         prefix, self.network = offline_prefix() if offline else ([], "network allowed")
         args = [
-            executable, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--disable-dev-shm-usage", "--remote-debugging-pipe", f"--user-data-dir={self.profile}",
-            "--window-size=1280,1600",
+            executable,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            "--remote-debugging-pipe",
+            f"--user-data-dir={self.profile}",
+            f"--window-size={window_width},{window_height}",
         ]
         if offline and not prefix:
             args += ["--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>"]
@@ -107,8 +173,11 @@ class HeadlessChromium:
 
         # preexec_fn is the only way to place the pipes at fds 3 and 4; the tests start no threads.
         self.process = subprocess.Popen(
-            [*prefix, *args, "about:blank"], preexec_fn=connect_pipes, pass_fds=(3, 4),  # noqa: PLW1509
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [*prefix, *args, "about:blank"],
+            preexec_fn=connect_pipes,  # noqa: PLW1509
+            pass_fds=(3, 4),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         os.close(self._to_chrome_r)
         os.close(self._from_chrome_w)
@@ -117,7 +186,9 @@ class HeadlessChromium:
         self.events: list[dict[str, Any]] = []
         targets = self.call("Target.getTargets")["targetInfos"]
         page = next(t for t in targets if t["type"] == "page")
-        self.session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
+        self.session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)[
+            "sessionId"
+        ]
         for domain in ("Page", "Runtime", "Log"):
             self.call(f"{domain}.enable", session=self.session)
 
@@ -152,7 +223,9 @@ class HeadlessChromium:
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
 
-    def call(self, method: str, session: str | None = None, timeout: float = 30, **params: Any) -> dict:
+    def call(
+        self, method: str, session: str | None = None, timeout: float = 30, **params: Any
+    ) -> dict:
         """Send one command and return its result; events received meanwhile are kept."""
         self._next_id += 1
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
@@ -175,11 +248,18 @@ class HeadlessChromium:
 
     def evaluate(self, expression: str, await_promise: bool = False) -> Any:
         """Value of a JavaScript expression in the page (awaited if it is a promise)."""
-        result = self.call("Runtime.evaluate", session=self.session, expression=expression,
-                           returnByValue=True, awaitPromise=await_promise)
+        result = self.call(
+            "Runtime.evaluate",
+            session=self.session,
+            expression=expression,
+            returnByValue=True,
+            awaitPromise=await_promise,
+        )
         return result["result"].get("value")
 
-    def load(self, path: Path, math_timeout: float = 30, screenshot: Path | None = None) -> PageReport:
+    def load(
+        self, path: Path, math_timeout: float = 30, screenshot: Path | None = None
+    ) -> PageReport:
         """Open a local HTML file, wait for load and for MathJax, and report what happened."""
         url = path.resolve().as_uri()
         self.events.clear()
@@ -195,21 +275,39 @@ class HeadlessChromium:
                 break
             time.sleep(0.25)
         time.sleep(0.5)  # let late console messages (e.g. font loads) arrive
-        self.evaluate("0")
+        layout = json.loads(self.evaluate(_LAYOUT_JS))
         if screenshot is not None:
             data = self.call("Page.captureScreenshot", session=self.session, format="png")["data"]
             screenshot.write_bytes(base64.b64decode(data))
-        report = PageReport(url=url, **{k: state[k] for k in (
-            "broken_images", "n_images", "n_math_sources", "n_math_rendered", "math_errors", "uses_mathjax")})
+        report = PageReport(
+            url=url,
+            **{
+                k: state[k]
+                for k in (
+                    "broken_images",
+                    "n_images",
+                    "n_math_sources",
+                    "n_math_rendered",
+                    "math_errors",
+                    "uses_mathjax",
+                )
+            },
+            **layout,
+        )
         for event in self.events:
             method, params = event.get("method"), event.get("params", {})
             if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-                report.console_errors.append(" ".join(str(a.get("value", a.get("description")))
-                                                      for a in params.get("args", [])))
+                report.console_errors.append(
+                    " ".join(
+                        str(a.get("value", a.get("description"))) for a in params.get("args", [])
+                    )
+                )
             elif method == "Runtime.exceptionThrown":
                 details = params.get("exceptionDetails", {})
-                report.console_errors.append(details.get("exception", {}).get("description")
-                                             or details.get("text", "exception"))
+                report.console_errors.append(
+                    details.get("exception", {}).get("description")
+                    or details.get("text", "exception")
+                )
             elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
                 entry = params["entry"]
                 report.console_errors.append(f"{entry.get('text')} {entry.get('url', '')}".strip())

@@ -67,7 +67,7 @@ from transferlib.scores import leep
 
 def test_a_notebook_is_keyed_by_the_code_it_imports() -> None:
     source = [NOTEBOOK]
-    ext._mark_code_version(None, "page", source)
+    ext._mark_code_version(SimpleNamespace(env=SimpleNamespace()), "page", source)
     version = code_version("transferlib.scores")
     assert f"display_name: Python 3 (transferlib {version})" in source[0]
     assert "name: python3" in source[0]  # the kernel that runs it is unchanged
@@ -80,7 +80,7 @@ def test_pages_without_code_or_transferlib_imports_are_left_alone() -> None:
         NOTEBOOK.replace("from transferlib.scores import leep", "1 + 1"),
     ):
         source = [text]
-        ext._mark_code_version(None, "page", source)
+        ext._mark_code_version(SimpleNamespace(env=SimpleNamespace()), "page", source)
         assert source[0] == text
 
 
@@ -101,3 +101,15 @@ def test_mathjax_is_vendored_and_served_locally(tmp_path: Path, monkeypatch) -> 
     app = SimpleNamespace(outdir=str(tmp_path / "html"), builder=SimpleNamespace(format="html"))
     ext._copy_mathjax(app, None)
     assert (tmp_path / "html" / "_static" / config.mathjax_path).is_file()
+
+
+def test_pages_whose_library_code_changed_are_outdated(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(NOTEBOOK)
+    env = SimpleNamespace(doc2path=lambda docname: str(tmp_path / f"{docname}.md"))
+    app = SimpleNamespace(env=env)
+    ext._mark_code_version(app, "page", [NOTEBOOK])
+    assert ext._outdated_by_code(app, env, set(), set(), set()) == []
+    env.transferlib_code_versions["page"] = "version of an older library"
+    assert ext._outdated_by_code(app, env, set(), set(), set()) == ["page"]
+    assert ext._outdated_by_code(app, env, set(), {"page"}, set()) == []  # re-read anyway

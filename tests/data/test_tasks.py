@@ -21,6 +21,7 @@ from transferlib.data import (
     small_balanced_tasks,
     trivial_task,
 )
+from transferlib.data.tasks import GLYPHS_DOMAINS, p2l_partition
 
 
 def _counts(dataset, spec, rows):
@@ -112,24 +113,65 @@ def test_hscore_tasks(glyphs):
     assert train.labels.shape == (len(glyphs.splits["train"]), 32, 32)
 
 
-def test_p2l_domains_have_clearly_different_sizes(glyphs):
-    digits = load_digits(image_size=32, channels=3)
-    specs = p2l_domains(glyphs, digits, seed=0)
-    sizes = [s.params["size"] for s in specs]
+def test_p2l_partition_gives_every_class_the_same_shares(glyphs):
+    part = p2l_partition(glyphs, (0.5, 0.125, 0.25, 0.125), seed=0)
+    counts = np.stack([np.bincount(glyphs.column("char")[part == p]) for p in range(4)])
+    assert (counts[0] == 15).all() and (counts[2] == 7).all() or (counts[2] == 8).all()
+    assert counts.sum(axis=0).tolist() == np.bincount(glyphs.column("char")).tolist()
+    assert not np.array_equal(part, p2l_partition(glyphs, (0.5, 0.125, 0.25, 0.125), seed=1))
+    with pytest.raises(ValueError, match="four positive shares"):
+        p2l_partition(glyphs, (0.5, 0.5))
+
+
+def test_p2l_domains_split_into_four_parts_with_a_size_ladder(glyphs):
+    parts = (0.5, 0.125, 0.25, 0.125)
+    specs = p2l_domains(glyphs, parts=parts, min_fraction=1 / 16, min_per_class=2,
+                        target_fraction=0.5, seed=0)
+    sources = [s for s in specs if s.params["part"] == "source"]
+    targets = [s for s in specs if s.params["part"] == "target"]
+    assert [s.params["domain"] for s in sources] == list(GLYPHS_DOMAINS)
+    assert [s.params["domain"] for s in targets] == list(GLYPHS_DOMAINS)
+    part = p2l_partition(glyphs, parts, seed=0)
+    for s in sources:
+        assert set(part[s.train_indices]) == {0} and set(part[s.test_indices]) == {1}
+        assert len(s.train_indices) >= 2 * s.num_classes  # min_per_class
+    for s in targets:
+        assert set(part[s.train_indices]) == {2} and set(part[s.test_indices]) == {3}
+    sizes = [s.params["size"] for s in sources]
     assert max(sizes) > 10 * min(sizes)
-    assert specs[-1].params["dataset"] == "digits"
-    train, _ = make_task_data(digits, specs[-1])
-    assert train.images.shape[1:] == (3, 32, 32)
-    greek = next(s for s in specs if s.name == "domain-greek")
+    fractions = sorted(s.params["fraction"] for s in sources)
+    assert fractions[-1] == 1.0  # the ladder starts at 1, in a random order
+    greek = next(s for s in sources if s.params["domain"] == "greek_lower")
     scripts = np.array(glyphs.label_names["script"])[glyphs.column("script")[greek.train_indices]]
-    assert set(scripts) <= {"greek_upper", "greek_lower"}
+    assert set(scripts) == {"greek_lower"}
+    fixed = p2l_domains(glyphs, {"general": GLYPHS_DOMAINS["general"], "digit": {"script":
+                        ["digit"]}}, fractions={"general": 0.5}, min_per_class=1, seed=0)
+    assert fixed[0].params["fraction"] == pytest.approx(0.5, abs=0.01)
+    with pytest.raises(ValueError, match="fractions"):
+        p2l_domains(glyphs, {"digit": {"script": ["digit"]}}, fractions={"bold": 0.5})
 
 
-def test_p2l_targets(glyphs):
-    specs = p2l_targets(glyphs, 8, n_classes=5, n_images=52, seed=0)
+def test_p2l_domains_take_digits_as_one_domain():
+    digits = load_digits(image_size=16, channels=3)
+    source, target = p2l_domains(digits, {"digits": {}}, min_fraction=1.0, seed=0)
+    assert source.params["dataset"] == "digits" and source.num_classes == 10
+    train, _ = make_task_data(digits, source)
+    assert train.images.shape[1:] == (3, 16, 16)
+    assert len(target.train_indices) == pytest.approx(0.1 * len(digits) / 4, abs=10)
+
+
+def test_p2l_targets_are_small_user_like_tasks_from_the_target_parts(glyphs):
+    slices = {"latin_upper": {"script": ["latin_upper"]}, "symbol": {"script": ["symbol"]}}
+    specs = p2l_targets(glyphs, 30, slices=slices, class_range=(2, 20), n_images=40, seed=0)
+    part = p2l_partition(glyphs, seed=0)
+    classes = [s.num_classes for s in specs]
+    assert min(classes) >= 2 and max(classes) <= 20
+    assert np.mean(classes) < 8  # P(K) ~ 1/K^2 favours few classes
     for spec in specs:
-        assert len(spec.train_indices) == 52 and spec.num_classes == 5
-        counts = _counts(glyphs, spec, spec.train_indices)
-        assert counts.max() - counts.min() <= 1
+        assert set(part[spec.train_indices]) == {2} and set(part[spec.test_indices]) == {3}
+        assert len(spec.train_indices) <= 40
         scripts = glyphs.column("script")[spec.train_indices]
-        assert np.unique(scripts).size == 1  # one script group per target
+        assert np.unique(scripts).size == 1  # one slice per target
+        assert set(glyphs.column("char")[spec.test_indices]) <= set(spec.classes)
+    with pytest.raises(ValueError, match="class_range"):
+        p2l_targets(glyphs, 1, class_range=(1, 5))

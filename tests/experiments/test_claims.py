@@ -7,6 +7,7 @@ from transferlib.experiments.claims import (
     claims_table,
     correlation_verdict,
     difference_verdict,
+    equivalence_verdict,
     share_verdict,
 )
 
@@ -36,6 +37,17 @@ def test_difference_and_share_verdicts():
     assert share_verdict(6, 10) == "partly" and share_verdict(2, 10) == "not reproduced"
     with pytest.raises(ValueError, match="total"):
         share_verdict(0, 0)
+
+
+def test_equivalence_verdict_is_two_sided():
+    assert equivalence_verdict(0.01, spread=0.002, margin=0.02) == "holds"
+    assert equivalence_verdict(-0.01, spread=0.002, margin=0.02) == "holds"
+    assert equivalence_verdict(0.01, spread=0.01, margin=0.02) == "partly"  # noise too large
+    assert equivalence_verdict(0.03, margin=0.02) == "partly"
+    assert equivalence_verdict(-0.05, margin=0.02) == "not reproduced"
+    assert equivalence_verdict(0.05, margin=0.02) == "not reproduced"
+    with pytest.raises(ValueError, match="margin"):
+        equivalence_verdict(0.0, margin=0.0)
 
 
 def test_claims_table_rejects_unknown_verdicts():

@@ -6,8 +6,6 @@ that checks caching or resuming gets its own cache folder.
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,6 +17,7 @@ import torch
 from transferlib.config import RunParams
 from transferlib.experiments import nce
 from transferlib.experiments.presets import DataSpec
+from transferlib.experiments.sweep import local_executor
 from transferlib.scores import conditional_entropy
 
 TINY = nce.PRESETS["smoke"].replace(
@@ -26,9 +25,11 @@ TINY = nce.PRESETS["smoke"].replace(
         "data": DataSpec(n_images=660, pretrained_input_size=32),
         "n_train": 240,
         "n_test": 80,
-        "n_attributes": 3,
+        "n_attributes": 4,
+        "dedicated": None,
         "n_sources": 2,
         "n_theorem_sources": 1,
+        "n_seeds": 2,
         "training": {"batch_size": 64, "width": 8},
         "identity_training": {"width": 8},
         "train_sizes": (60, 240),
@@ -83,7 +84,7 @@ def test_constructed_head_satisfies_theorem_for_any_network(seed):
     y = np.where(rng.random(n) < 0.6, z % ky, rng.integers(0, ky, size=n))
     logits = rng.normal(scale=3.0, size=(n, kz))
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    bound = nce.log_likelihood(probs, z) - conditional_entropy(y, z)
+    bound = nce.log_likelihood(probs, z) - conditional_entropy(target_labels=y, source_labels=z)
     assert nce.mixture_log_likelihood(probs, z, y) >= bound - 1e-12
 
 
@@ -92,7 +93,22 @@ def test_perfect_source_attains_minus_conditional_entropy():
     z = rng.integers(0, 4, size=200)
     y = rng.integers(0, 3, size=200)
     probs = np.eye(4)[z]
-    assert nce.mixture_log_likelihood(probs, z, y) == pytest.approx(-conditional_entropy(y, z))
+    assert nce.mixture_log_likelihood(probs, z, y) == pytest.approx(-conditional_entropy(target_labels=y, source_labels=z))
+
+
+def test_kbar_reads_any_function_of_the_source_label():
+    rng = np.random.default_rng(0)
+    z_train, z_test = rng.integers(0, 6, 300), rng.integers(0, 6, 100)
+    union = np.isin(np.arange(6), [0, 3, 4]).astype(np.int64)  # an arbitrary union of classes
+    perfect = np.eye(6)[z_test]
+    assert nce.kbar_accuracy(z_train, union[z_train], perfect, union[z_test]) == 1.0
+    # a source that knows nothing predicts the training majority for every image
+    flat = np.full((100, 6), 1 / 6)
+    y_train, y_test = rng.integers(0, 2, 300), rng.integers(0, 2, 100)
+    majority = np.bincount(y_train).argmax()
+    assert nce.kbar_accuracy(z_train, y_train, flat, y_test) == np.mean(y_test == majority)
+    with pytest.raises(ValueError, match="entries"):
+        nce.kbar_accuracy(z_train, y_train[:-1], flat, y_test)
 
 
 def test_likelihood_input_validation():
@@ -143,6 +159,8 @@ def test_attribute_transfer_table_and_a_rerun_from_the_store(tmp_path):
     attributes = nce.select_attributes(nce.nce_dataset(run, TINY), TINY.n_attributes)
     assert len(table) == TINY.n_sources * (len(attributes) - 1)
     assert not (table["source"] == table["target"]).any()
+    # the attribute designed to be visually hard is a target, never a source
+    assert "tilt_left" in attributes and "tilt_left" not in set(table["source"])
     assert table["test_error"].between(0, 1).all()
     assert (table["conditional_entropy"] <= table["target_entropy"] + 1e-12).all()
     assert len(_cached_files(run, "models")) == TINY.n_sources
@@ -204,7 +222,7 @@ def test_identity_transfer_and_hardness(shared_run):
     train_idx = nce.nce_tasks(run, TINY)["identity"].train_indices
     for _, row in hardness.iterrows():
         labels = ds.column(row["attribute"])[train_idx]
-        assert row["hardness"] == pytest.approx(conditional_entropy(labels, np.zeros_like(labels)))
+        assert row["hardness"] == pytest.approx(conditional_entropy(target_labels=labels, source_labels=np.zeros_like(labels)))
         counts = np.bincount(labels, minlength=2)
         assert row["majority_accuracy"] == pytest.approx(
             np.mean(
@@ -223,18 +241,66 @@ def test_training_size_curve_reuses_the_full_size_network(shared_run):
     full = curve[(curve["n"] == 240) & (curve["method"] == "dedicated")]
     for _, row in full.iterrows():
         assert row["accuracy"] == dedicated.loc[row["attribute"], "dedicated_accuracy"]
-    table1 = nce.identity_table(nce.run_identity_transfer(shared_run, TINY, progress=False), k=1)
-    assert list(table1.index) == [
-        "CE (decreasing transferability)",
-        "Dedicated network",
-        "Transfer (identity + head)",
-    ]
+    small = curve[(curve["n"] == 60) & (curve["method"] == "dedicated")]
+    assert (small["epochs"] == 4 * TINY.training.epochs).all()  # the same gradient steps
+
+
+def test_seeds_replicate_whole_runs_and_table1_averages_within_seeds(shared_run):
+    runs = nce.replicate_runs(shared_run, TINY)
+    assert [r.seed for r in runs] == [0, 1] and runs[1].cache_dir == shared_run.cache_dir
+    identity = nce.over_seeds(nce.run_identity_transfer, shared_run, TINY, progress=False)
+    assert sorted(identity["seed"].unique()) == [0, 1]
+    table1 = nce.identity_table(identity, k=1)
+    assert list(table1["attribute"])[-1] == "Average (all)"
+    assert len(table1) == 3  # the most and the least transferable, then the average
+    average = table1.set_index("attribute").loc["Average (all)"]
+    per_seed = identity.groupby("seed")["dedicated_accuracy"].mean()
+    assert average["dedicated_accuracy"] == pytest.approx(per_seed.mean())
+    assert average["dedicated_accuracy_sd"] == pytest.approx(per_seed.std(ddof=1))
+    halves = nce.gain_by_half(identity)
+    assert list(halves["seed"]) == [0, 1]
+    assert np.allclose(halves["difference"], halves["low_ce_gain"] - halves["high_ce_gain"])
+
+
+def test_trained_networks_lists_every_network_against_its_baseline(shared_run):
+    networks = nce.trained_networks(shared_run, TINY, seeds=False)
+    dedicated = nce.dedicated_attributes(shared_run, TINY)
+    assert list(networks["network"]) == ["identity", *dedicated]
+    assert networks["kind"].iloc[0] == "identity"
+    assert np.allclose(
+        networks["margin"], networks["test_accuracy"] - networks["majority_accuracy"]
+    )
+    summary = nce.network_summary(networks).set_index("role")
+    for role, group in networks.groupby("role"):
+        expected = f"{int(group['beats_baseline'].sum())} of {len(group)}"
+        assert summary.loc[role, "beat baseline"] == expected
+
+
+def test_claims_have_a_verdict_from_the_rules(shared_run):
+    claims = nce.nce_claims(shared_run, TINY)
+    assert list(claims.columns) == ["claim", "paper", "ours", "verdict", "rule"]
+    assert set(claims["verdict"]) <= {"holds", "partly", "not reproduced"}
+    assert claims["rule"].str.len().min() > 10
+    assert claims.iloc[0]["verdict"] == "holds"  # Theorem 1 with k-bar is arithmetic
+
+
+def test_spread_and_largest_residuals():
+    table = pd.DataFrame(
+        {"attribute": list("aabb"), "seed": [0, 1, 0, 1], "x": [1.0, 3.0, 2.0, 2.0]}
+    )
+    out = nce.spread(table, "attribute", ["x"]).set_index("attribute")
+    assert out.loc["a", "x"] == 2.0 and out.loc["a", "x_sd"] == pytest.approx(np.sqrt(2))
+    assert out.loc["b", "x_sd"] == 0.0 and (out["n_seeds"] == 2).all()
+    line = pd.DataFrame({"attribute": list("abcde"), "x": [0, 1, 2, 3, 4.0]})
+    line["y"] = 2 * line["x"] + np.array([0, 0, 3.0, 0, 0])
+    assert nce.largest_residuals(line, "x", "y", k=1)["attribute"].tolist() == ["c"]
 
 
 @pytest.mark.slow
 def test_a_process_pool_and_a_dask_cluster_give_the_sequential_table(tmp_path, shared_run):
     sequential = nce.run_dedicated(shared_run, TINY, progress=False)
-    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+    # One torch thread in every worker, as in this process: the same arithmetic, the same table.
+    with local_executor(shared_run, workers=2) as pool:
         pooled = nce.run_dedicated(_run(tmp_path / "pool"), TINY, progress=False, executor=pool)
     columns = [c for c in sequential if c != "seconds"]
     pd.testing.assert_frame_equal(sequential[columns], pooled[columns])
@@ -246,7 +312,16 @@ def test_a_process_pool_and_a_dask_cluster_give_the_sequential_table(tmp_path, s
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
+        client.run(torch.set_num_threads, 1)
         clustered = nce.run_dedicated(
             _run(tmp_path / "dask"), TINY, progress=False, executor=client.get_executor()
         )
     pd.testing.assert_frame_equal(sequential[columns], clustered[columns])
+
+
+@pytest.mark.slow
+def test_local_executor_runs_single_threaded_workers_on_a_cpu(tmp_path):
+    run = _run(tmp_path)
+    assert local_executor(run, workers=1) is None  # one core: compute in this process
+    with local_executor(run, workers=2) as pool:
+        assert pool.submit(torch.get_num_threads).result() == 1

@@ -197,3 +197,25 @@ def test_kill_9_of_the_driver_loses_only_the_item_in_flight(tmp_path):
         {"task": [f"item-{i}" for i in range(12)], "value": [i * i for i in range(12)]}
     )
     pd.testing.assert_frame_equal(table, expected.sort_values("task").reset_index(drop=True))
+
+
+def _torch_threads(item: str) -> dict:
+    import torch
+
+    return {"task": item, "threads": torch.get_num_threads(), "pid": os.getpid()}
+
+
+@pytest.mark.slow
+def test_local_executor_runs_items_in_single_threaded_worker_processes(tmp_path):
+    from transferlib.config import run_parameters
+    from transferlib.experiments.sweep import local_executor
+
+    run = run_parameters(device="cpu", cache_dir=str(tmp_path))
+    store = ResultStore(tmp_path / "rows.csv", ["task"])
+    with local_executor(run, 2) as pool:
+        table = run_sweep(store, ITEMS, _torch_threads, keys=keys, executor=pool, progress=False)
+    assert list(table["task"]) == ITEMS
+    assert (table["threads"] == 1).all()
+    assert os.getpid() not in set(table["pid"])
+    with pytest.raises(ValueError, match="workers"):
+        local_executor(run, 0)

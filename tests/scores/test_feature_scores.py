@@ -88,10 +88,9 @@ def test_transrate_is_permutation_invariant_and_prefers_informative_features():
     assert transrate(x, y, eps=0.5) > transrate(noise, y, eps=0.5)
 
 
-def test_nleep_is_seeded_and_a_leep():
+def test_nleep_is_bounded_by_the_label_prior_and_zero():
     x, y = _data(5, n=150, d=8, shift=3.0)
     value = nleep(x, y, components_per_class=2, covariance_type="diag")
-    assert value == nleep(x, y, components_per_class=2, covariance_type="diag")
     assert -np.log(3) - 1e-9 <= value <= 0  # at least as good as the label prior, at most 0
     assert value > nleep(
         np.random.default_rng(0).standard_normal(x.shape),
@@ -106,9 +105,3 @@ def test_nleep_with_one_component_per_point_class_recovers_labels():
     x, y = _data(6, n=90, d=3, shift=40.0)
     assert nleep(x, y, components_per_class=1, variance=1.0) == pytest.approx(0.0, abs=1e-6)
     assert leep(np.eye(3)[y], y) == 0.0
-
-
-def test_nleep_rejects_too_many_components():
-    x, y = _data(7, n=20)
-    with pytest.raises(ValueError, match="components"):
-        nleep(x, y, components_per_class=10)

@@ -142,16 +142,32 @@ def test_hgr_rejects_bad_k_and_method():
         hgr_maximal_correlation([0, 1, 0, 1], [0, 1, 1, 0], 1, method="power")
 
 
-def test_pseudo_inverse_tolerance_on_both_paths():
-    from transferlib.scores._backend import namespace
-    from transferlib.scores.hscore import _trace_pinv_quadratic
+def _designed(n, d, spectrum, seed=7):
+    """Centred features whose covariance has exactly the given non-zero spectrum."""
+    rng = np.random.default_rng(seed)
+    r = len(spectrum)
+    centred = rng.standard_normal((n, r))
+    centred -= centred.mean(0)
+    u = np.linalg.qr(centred)[0]  # orthonormal columns, orthogonal to the constant vector
+    q = np.linalg.qr(rng.standard_normal((d, r)))[0]
+    return u @ np.diag(np.sqrt(n * np.asarray(spectrum, float))) @ q.T + 3.0
 
-    rng = np.random.default_rng(7)
-    q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
-    r = rng.standard_normal((6, 2))
-    xp = namespace(r)
-    for spectrum in ([5, 4, 3, 2, 1, 0.5], [5, 4, 3, 2, 1, 1e-15], [5, 4, 3, 2, 0, 0]):
-        a = q @ np.diag(spectrum) @ q.T
-        kept = np.array(spectrum) > 1e-12 * 5
-        expected = np.sum((q[:, kept].T @ r) ** 2 / np.array(spectrum)[kept, None])
-        assert _trace_pinv_quadratic(xp, a, r, 1e-12) == pytest.approx(expected, rel=1e-9)
+
+@pytest.mark.parametrize(
+    "n,d,spectrum",
+    [
+        (60, 6, [5, 4, 3, 2, 1, 0.5]),  # d < n, well conditioned: Cholesky path
+        (60, 6, [5, 4, 3, 2, 1, 1e-15]),  # one eigenvalue below rtol * max: dropped
+        (60, 6, [5, 4, 3, 2]),  # rank deficient (two exact zeros)
+        (7, 12, [5, 4, 3, 2, 1, 0.5]),  # n <= d: Gram side, full rank n - 1
+        (7, 12, [5, 4, 3, 2, 1, 1e-15]),  # Gram side with a dropped eigenvalue
+    ],
+)
+def test_pseudo_inverse_tolerance_on_both_sides(n, d, spectrum):
+    x = _designed(n, d, spectrum)
+    y = np.arange(n) % 3
+    cov = np.cov(x.T, bias=True)
+    means = np.stack([x[y == c].mean(0) for c in range(3)])
+    between = np.cov(means[y].T, bias=True)
+    expected = np.trace(np.linalg.pinv(cov, rtol=1e-12, hermitian=True) @ between)
+    assert h_score(x, y, rtol=1e-12) == pytest.approx(expected, rel=1e-7)

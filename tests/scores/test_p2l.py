@@ -88,7 +88,7 @@ def test_embedding_divergence_constant_input_and_errors():
         -np.array([-1.0, 0.0, 1.0]) * np.sqrt(1.5),
         atol=1e-12,
     )
-    with pytest.raises(ValueError, match="length mismatch"):
+    with pytest.raises(ValueError, match="shape mismatch"):
         embedding_divergence([10, 20], [0.1, 0.2, 0.3], -1)
     with pytest.raises(ValueError, match="positive"):
         embedding_divergence([0, 20], [0.1, 0.2], -1)

@@ -1,4 +1,3 @@
-import importlib
 
 import numpy as np
 import pytest
@@ -8,7 +7,6 @@ from transferlib.models import build_model, preprocess
 from transferlib.training import extract
 
 # the package exports a function of the same name, so fetch the module itself
-extract_module = importlib.import_module("transferlib.training.extract")
 
 
 @pytest.fixture
@@ -45,26 +43,6 @@ def test_tensor_output_and_training_mode_restored(model_and_images):
     out = extract(model, images, "probs", device="cpu", as_numpy=False)
     assert isinstance(out["probs"], torch.Tensor)
     assert model.training
-
-
-def test_disk_cache_skips_the_forward_pass(model_and_images, monkeypatch, tmp_path):
-    model, images = model_and_images
-    calls = []
-    real = extract_module.batched_outputs
-    monkeypatch.setattr(extract_module, "batched_outputs", lambda *a, **k: calls.append(1) or real(*a, **k))
-    first = extract(model, images, ("features",), device="cpu", cache_dir=tmp_path)
-    second = extract(model, images, ("features",), device="cpu", cache_dir=tmp_path)
-    assert len(calls) == 1
-    np.testing.assert_array_equal(first["features"], second["features"])
-    # other images or other weights are a different entry
-    extract(model, images[:5], ("features",), device="cpu", cache_dir=tmp_path)
-    with torch.no_grad():
-        model.head.weight.add_(1.0)
-    extract(model, images, ("features",), device="cpu", cache_dir=tmp_path)
-    assert len(calls) == 3
-    extract(model, images, ("features",), device="cpu", cache_key="my-model")
-    extract(model, images, ("features",), device="cpu", cache_key="my-model")
-    assert len(calls) == 4
 
 
 def test_bad_requests(model_and_images):

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from matplotlib.colors import hsv_to_rgb
 from PIL import Image, ImageDraw, ImageFont
 
-from transferlib.cache import cache_root, config_key, load_npz, save_npz
+from transferlib.cache import artifact_path, config_key, load_npz, load_or_build, save_npz
 from transferlib.data import glyph_tables as tables
 from transferlib.data.dataset import ImageDataset, stratified_split
 from transferlib.provenance import code_version
@@ -481,18 +481,28 @@ def load_glyphs(
                           appearance_dependence)
     if not 0.0 <= attribute_noise < 0.5:
         raise ValueError(f"attribute_noise must be in [0, 0.5), got {attribute_noise}")
-    path = cache_root(cache_dir) / "glyphs" / f"{_cache_key(config)}.npz" if use_cache else None
-    from_cache = path is not None and path.exists()
-    if from_cache:
-        data = load_npz(path)
-        data["masks"] = np.unpackbits(data.pop("packed_masks"), axis=-1,
-                                      count=image_size).astype(bool)
+    path, from_cache = None, False
+    if use_cache:
+        def render_packed() -> dict[str, np.ndarray]:
+            rendered = render_glyphs(config, progress=progress)
+            return {"packed_masks": np.packbits(rendered.pop("masks"), axis=-1), **rendered}
+
+        key = _cache_key(config)
+        path = artifact_path("data", key, ".npz", cache_dir)
+        data, from_cache = load_or_build(
+            "data",
+            key,
+            render_packed,
+            save=save_npz,
+            load=load_npz,
+            suffix=".npz",
+            cache_dir=cache_dir,
+            description=f"Glyphs {config}",
+        )
+        data["masks"] = np.unpackbits(data.pop("packed_masks"), axis=-1, count=image_size)
+        data["masks"] = data["masks"].astype(bool)
     else:
         data = render_glyphs(config, progress=progress)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            stored = {k: v for k, v in data.items() if k != "masks"}
-            save_npz(path, packed_masks=np.packbits(data["masks"], axis=-1), **stored)
     return _build_dataset(data, config, attribute_noise, test_fraction,
                           {"cache_path": None if path is None else str(path),
                            "from_cache": from_cache})

@@ -13,8 +13,9 @@ cache keys (:meth:`TaskSpec.key`) and turn into training data with
   (hardness, §4), :func:`identity_task` (identity -> attributes, §5.2).
 * Bao et al. (2019), H-score: :func:`k_class_tasks`, :func:`multi_task_set` (task
   selection, higher-order and pixel-wise transfer on one set of images).
-* Bhattacharjee et al. (2020), P2L: :func:`p2l_domains` (source domains of clearly
-  different sizes) and :func:`p2l_targets` (small targets, about 250 images of 5 classes).
+* Bhattacharjee et al. (2020), P2L: :func:`p2l_partition` (the four parts of §4.1),
+  :func:`p2l_domains` (source domains of very different sizes, each with its target) and
+  :func:`p2l_targets` (small user-like targets, about 200 images of 2-60 classes).
 
 Impossible requests (more classes than exist, more examples per class than a class
 has) raise :class:`ValueError` with the numbers.
@@ -27,11 +28,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from transferlib.data.dataset import CONSTANT, MASK, ImageDataset, TaskSpec
+from transferlib.data.glyph_tables import CHARACTERS
 
 __all__ = [
     "attribute_tasks", "class_split", "few_shot_episodes", "identity_task",
-    "imbalanced_binary_tasks", "k_class_tasks", "multi_task_set", "p2l_domains", "p2l_targets",
-    "random_class_subsets", "select_rows", "small_balanced_tasks", "trivial_task",
+    "imbalanced_binary_tasks", "k_class_tasks", "multi_task_set", "p2l_domains", "p2l_partition",
+    "p2l_targets", "random_class_subsets", "select_rows", "small_balanced_tasks", "trivial_task",
 ]
 
 
@@ -331,108 +333,187 @@ def multi_task_set(dataset: ImageDataset, targets: Sequence[str] | None = None
 
 
 # --------------------------------------------------------------------------- P2L
+#: Source domains of P2L on Glyphs: one per value (or group of values) of the dataset's
+#: hierarchies, as the paper cut ImageNet-22K along its concept hierarchies (§4.1). Script
+#: domains have disjoint class sets (like "animal" and "food"); case, font-family and style
+#: domains draw the same characters differently; ``general`` takes every second character of
+#: every script in every face, a broad standard source like ImageNet-1K (a subset of the
+#: classes of ImageNet-22K, across its hierarchies).
 GLYPHS_DOMAINS: dict[str, dict[str, list[str]]] = {
     "latin_upper": {"script": ["latin_upper"]},
     "latin_lower": {"script": ["latin_lower"]},
-    "greek": {"script": ["greek_upper", "greek_lower"]},
-    "digits_symbols": {"script": ["digit", "symbol"]},
-    "sans_faces": {"font_family": ["dejavu_sans", "dejavu_mono"]},
-    "serif_faces": {"font_family": ["dejavu_serif", "stix"]},
+    "greek_upper": {"script": ["greek_upper"]},
+    "greek_lower": {"script": ["greek_lower"]},
+    "digit": {"script": ["digit"]},
+    "symbol": {"script": ["symbol"]},
+    "upper_case": {"case": ["upper"]},
+    "lower_case": {"case": ["lower"]},
+    "dejavu_sans": {"font_family": ["dejavu_sans"]},
+    "dejavu_serif": {"font_family": ["dejavu_serif"]},
+    "dejavu_mono": {"font_family": ["dejavu_mono"]},
+    "stix": {"font_family": ["stix"]},
     "computer_modern": {"font_family": ["computer_modern"]},
-    "latin_merged": {"script": ["latin_upper", "latin_lower"]},
-    "all_glyphs": {},
+    "regular": {"style": ["regular"]},
+    "bold": {"style": ["bold", "bold_italic"]},
+    "italic": {"style": ["italic", "bold_italic"]},
+    "general": {"char": list(CHARACTERS[::2])},
 }
 
+#: The four parts of every P2L domain (§4.1), in partition order.
+P2L_PARTS = ("source_train", "source_validate", "target_train", "target_validate")
 
-def p2l_domains(dataset: ImageDataset, digits: ImageDataset | None = None, *,
-                domains: Mapping[str, Mapping[str, Sequence]] | None = None,
-                min_fraction: float = 1 / 16, seed: int = 0) -> list[TaskSpec]:
-    """P2L source domains of clearly different sizes.
 
-    Each domain is the set of Glyphs images matching a filter (:func:`select_rows`) —
-    by script, by font family, or merged (``latin_merged``, ``all_glyphs``) — labelled by
-    character. A domain keeps a fraction of its training rows taken from a geometric
-    ladder from 1 down to ``min_fraction``, assigned to domains in a seeded random order,
-    so sizes vary over more than an order of magnitude (P2L's log-size term) independently
-    of the kind of domain. With ``digits`` given, scikit-learn's digits (labelled by digit,
-    all training rows) is one more domain; its specs carry ``params["dataset"] = "digits"``.
+def p2l_partition(dataset: ImageDataset, parts: Sequence[float] = (0.25, 0.25, 0.25, 0.25), *,
+                  target: str | None = None, seed: int = 0) -> np.ndarray:
+    """Part (0-3, :data:`P2L_PARTS`) of every row: the same shares of every class.
 
-    ``params["size"]`` is the number of training images of each domain.
+    P2L §4.1 splits each domain into four equal partitions: train the source, validate it,
+    draw the target from the third, validate the target on the fourth. Partitioning the whole
+    dataset once, class by class, and letting every domain take its rows from the parts keeps
+    this true for overlapping domains too: no source network ever trains on an image that any
+    target trains or is validated on. ``parts`` are the four shares (the paper's: equal).
+    """
+    shares = np.asarray(parts, dtype=np.float64)
+    if shares.shape != (4,) or (shares <= 0).any() or abs(shares.sum() - 1) > 1e-9:
+        raise ValueError(f"parts must be four positive shares summing to 1, got {parts}")
+    target = _target(dataset, target)
+    labels = dataset.column(target)
+    order = np.lexsort((np.random.default_rng(seed).random(labels.size), labels))
+    counts = np.bincount(labels)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty(labels.size, dtype=np.int64)
+    rank[order] = np.arange(labels.size) - np.repeat(starts, counts)
+    position = (rank + 0.5) / np.maximum(counts[labels], 1)
+    return np.searchsorted(np.cumsum(shares)[:-1], position, side="right")
+
+
+def _sample(rng: np.random.Generator, rows: np.ndarray, n: int | None) -> np.ndarray:
+    if n is None or n >= rows.size:
+        return rows
+    return np.sort(rng.choice(rows, size=n, replace=False))
+
+
+def p2l_domains(dataset: ImageDataset, domains: Mapping[str, Mapping[str, Sequence]] | None = None,
+                *, parts: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
+                min_fraction: float = 1 / 16, min_per_class: int = 4,
+                fractions: Mapping[str, float] | None = None, target_fraction: float = 0.1,
+                max_validate: int | None = None, seed: int = 0) -> list[TaskSpec]:
+    """P2L source domains and their targets, split into four parts as in §4.1.
+
+    Each domain is the set of rows matching a filter (:func:`select_rows`; default
+    :data:`GLYPHS_DOMAINS`, ``{}`` for the whole dataset), labelled by the default target
+    (the character on Glyphs). It gives two specs:
+
+    * ``source-<name>`` (kind ``"p2l_source"``): trains on a fraction of the domain's rows
+      in part 0, validates on part 1. The fractions form a geometric ladder from 1 down to
+      ``min_fraction``, assigned to the domains in a seeded random order, so that sizes span
+      over an order of magnitude beyond what the domains' own sizes differ by, independently
+      of what a domain contains (P2L's log-size term needs that spread); no source gets fewer
+      than ``min_per_class`` images per class. ``fractions`` fixes the fraction of some
+      domains instead (e.g. a standard source used whole); the others share the ladder.
+    * ``target-<name>`` (kind ``"p2l_target"``): trains on ``target_fraction`` of the domain's
+      rows in part 2 (the paper's one-tenth), validates on part 3.
+
+    ``parts`` are the shares of the four parts (:func:`p2l_partition`; the paper's are
+    equal). ``max_validate`` caps every validation set (a random subset). ``params`` carry
+    ``domain``, ``part`` (``"source"``/``"target"``), ``size`` (training images),
+    ``fraction`` and ``where``. Sources come first, then targets, each in domain order.
     """
     domains = GLYPHS_DOMAINS if domains is None else domains
+    if not domains:
+        raise ValueError("p2l_domains: domains is empty")
     if not 0 < min_fraction <= 1:
         raise ValueError(f"min_fraction must be in (0, 1], got {min_fraction}")
+    if not 0 < target_fraction <= 1:
+        raise ValueError(f"target_fraction must be in (0, 1], got {target_fraction}")
+    if min_per_class < 1:
+        raise ValueError(f"min_per_class must be >= 1, got {min_per_class}")
+    if max_validate is not None and max_validate < 1:
+        raise ValueError(f"max_validate must be >= 1 or None, got {max_validate}")
     target = _target(dataset, None)
-    train, test = _splits(dataset, "train", "test")
-    rng = np.random.default_rng(seed)
-    fractions = rng.permutation(np.geomspace(1.0, min_fraction, len(domains)))
     column = dataset.column(target)
-    specs = []
-    for (name, where), fraction in zip(domains.items(), fractions):
+    part = p2l_partition(dataset, parts, seed=seed)
+    rng = np.random.default_rng(seed)
+    fixed = dict(fractions or {})
+    if not set(fixed) <= set(domains) or not all(0 < f <= 1 for f in fixed.values()):
+        raise ValueError(f"fractions must map domains to values in (0, 1], got {fixed}")
+    ladder = iter(rng.permutation(np.geomspace(1.0, min_fraction, len(domains) - len(fixed))))
+    sources, targets = [], []
+    for name, where in domains.items():
+        fraction = fixed[name] if name in fixed else next(ladder)
         keep = select_rows(dataset, where)
-        domain_train, domain_test = train[keep[train]], test[keep[test]]
-        size = max(1, round(fraction * domain_train.size))
-        rows = np.sort(rng.choice(domain_train, size=size, replace=False))
-        chosen = np.unique(column[domain_train])
-        specs.append(_spec(f"domain-{name}", target, "p2l_domain", chosen, rows, domain_test,
-                           dataset, where={k: list(v) for k, v in where.items()},
-                           fraction=float(fraction), size=size, seed=seed))
-    if digits is not None:
-        d_train, d_test = _splits(digits, "train", "test")
-        d_target = _target(digits, None)
-        specs.append(_spec("domain-digits", d_target, "p2l_domain",
-                           np.unique(digits.column(d_target)), d_train, d_test, digits,
-                           where={}, fraction=1.0, size=int(d_train.size), seed=seed))
-    return specs
+        rows = [np.flatnonzero(keep & (part == p)) for p in range(4)]
+        if any(r.size == 0 for r in rows):
+            raise ValueError(f"p2l_domains: domain {name!r} has no rows in some part; "
+                             f"sizes {[r.size for r in rows]}")
+        classes = np.unique(column[rows[0]])
+        n_source = min(rows[0].size, max(round(fraction * rows[0].size),
+                                         min_per_class * classes.size))
+        source_rows = _sample(rng, rows[0], n_source)
+        target_rows = _sample(rng, rows[2], max(1, round(target_fraction * rows[2].size)))
+        params = {"domain": name, "where": {k: list(v) for k, v in where.items()}, "seed": seed}
+        sources.append(_spec(f"source-{name}", target, "p2l_source", classes, source_rows,
+                             _sample(rng, _rows_of(column, rows[1], classes), max_validate),
+                             dataset, part="source", size=int(source_rows.size),
+                             fraction=float(n_source / rows[0].size), **params))
+        target_classes = np.unique(column[target_rows])
+        targets.append(_spec(f"target-{name}", target, "p2l_target", target_classes,
+                             target_rows,
+                             _sample(rng, _rows_of(column, rows[3], target_classes),
+                                     max_validate),
+                             dataset, part="target", size=int(target_rows.size),
+                             fraction=float(target_fraction), **params))
+    return sources + targets
 
 
-def p2l_targets(dataset: ImageDataset, n_targets: int = 20, *, target: str | None = None,
-                n_classes: int = 5, n_images: int = 250, group_by: str | None = "script",
-                where: Mapping[str, Sequence] | None = None, seed: int = 0
-                ) -> list[TaskSpec]:
-    """P2L target tasks: ``n_images`` training images of ``n_classes`` random classes
-    (the survey's typical user task: 250 images, 5 labels), balanced across classes.
+def p2l_targets(dataset: ImageDataset, n_targets: int = 20, *,
+                slices: Mapping[str, Mapping[str, Sequence]] | None = None,
+                parts: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
+                class_range: tuple[int, int] = (2, 60), n_images: int = 200,
+                validate_fraction: float = 0.25, seed: int = 0) -> list[TaskSpec]:
+    """Small user-like targets (P2L §4.3.3): about ``n_images`` images of 2 to 60 classes.
 
-    With ``group_by`` (Glyphs: ``"script"``), each target draws its classes from a single
-    random group, so that targets lie close to different source domains. ``where``
-    restricts the images (see :func:`select_rows`). Test: all test images of the classes
-    (within ``where``). A ``group_by`` column the dataset lacks (e.g. on Digits) means no
-    grouping.
+    The paper's 71 user tasks had 204 training images on average, 5.2 classes (2 to 60) and
+    an 80/20 split. Each target picks a random slice (a filter of :func:`select_rows`; default
+    the whole dataset) and a number of classes ``K`` with probability proportional to
+    ``1 / K**2`` on ``class_range`` (mean 5.9 on 2-60, close to the survey's 5.2), capped by the
+    classes the slice offers. It trains on ``n_images // K`` images per class (fewer where a
+    class has fewer) from part 2 of :func:`p2l_partition` (with shares ``parts``, as the
+    sources' :func:`p2l_domains`) and validates on
+    ``validate_fraction`` as many images of the same classes from part 3, so no source of
+    :func:`p2l_domains` (which train on part 0) has seen them.
     """
-    target = _target(dataset, target)
-    train, test = _splits(dataset, "train", "test")
-    keep = select_rows(dataset, where)
-    train, test = train[keep[train]], test[keep[test]]
-    if n_images < n_classes:
-        raise ValueError(f"p2l_targets: n_images ({n_images}) < n_classes ({n_classes})")
-    per_class = np.full(n_classes, n_images // n_classes)
-    per_class[: n_images % n_classes] += 1
+    slices = {"all": {}} if slices is None else slices
+    low, high = class_range
+    if not 2 <= low <= high:
+        raise ValueError(f"class_range must satisfy 2 <= low <= high, got {class_range}")
+    if n_images < 2 * low:
+        raise ValueError(f"p2l_targets: n_images ({n_images}) must give at least two images "
+                         f"per class for {low} classes")
+    if not 0 < validate_fraction <= 1:
+        raise ValueError(f"validate_fraction must be in (0, 1], got {validate_fraction}")
+    target = _target(dataset, None)
     column = dataset.column(target)
-    pool = _pool(dataset, target, None, train, min_count=int(per_class.max()))
-    if group_by is None or group_by not in dataset.labels.columns:
-        groups = {"all": pool}
-    else:
-        group_column = dataset.column(group_by)
-        group_of_class = {int(c): int(np.bincount(group_column[train][column[train] == c])
-                                     .argmax()) for c in pool}
-        groups = {g: np.array([c for c in pool if group_of_class[int(c)] == g])
-                  for g in sorted(set(group_of_class.values()))}
-        groups = {g: members for g, members in groups.items() if members.size >= n_classes}
-    if not groups:
-        raise ValueError(f"p2l_targets: no group has {n_classes} classes with "
-                         f">= {per_class.max()} training images")
-    _check_count(f"p2l_targets: {n_classes} classes", n_classes,
-                 max(g.size for g in groups.values()), "classes are available in a group")
-    group_names = list(groups)
+    part = p2l_partition(dataset, parts, seed=seed)
     rng = np.random.default_rng(seed)
+    names = list(slices)
+    ks = np.arange(low, high + 1)
+    k_probability = 1.0 / ks**2 / np.sum(1.0 / ks**2)
     specs = []
     for i in range(n_targets):
-        group = group_names[int(rng.integers(len(group_names)))]
-        chosen = np.sort(rng.choice(groups[group], size=n_classes, replace=False))
-        rows = _per_class_sample(rng, column, train, chosen, per_class)
-        group_name = (dataset.label_names[group_by][group]
-                      if group_by in dataset.label_names else str(group))
-        specs.append(_spec(f"target-{i:03d}", target, "p2l_target", chosen, rows,
-                           _rows_of(column, test, chosen), dataset, seed=seed,
-                           group=group_name, n_images=n_images))
+        name = names[int(rng.integers(len(names)))]
+        keep = select_rows(dataset, slices[name])
+        train, test = np.flatnonzero(keep & (part == 2)), np.flatnonzero(keep & (part == 3))
+        pool = _pool(dataset, target, None, train, min_count=2)
+        _check_count(f"p2l_targets: slice {name!r}", low, pool.size,
+                     "classes have two images in partition 2")
+        n_classes = int(min(rng.choice(ks, p=k_probability), pool.size, n_images // 2))
+        chosen = np.sort(rng.choice(pool, size=n_classes, replace=False))
+        available = np.bincount(column[train], minlength=int(column.max()) + 1)[chosen]
+        rows = _per_class_sample(rng, column, train, chosen,
+                                 np.minimum(n_images // n_classes, available))
+        n_test = max(n_classes, round(validate_fraction * rows.size))
+        specs.append(_spec(f"user-{i:03d}", target, "p2l_user", chosen, rows,
+                           _sample(rng, _rows_of(column, test, chosen), n_test), dataset,
+                           seed=seed, slice=name, n_images=int(rows.size)))
     return specs

@@ -1,5 +1,12 @@
 """Statistics the papers report: correlations, ranking metrics, transferability levels
-and regression lines with confidence bands."""
+and regression lines with confidence bands.
+
+Pure functions on NumPy (tensors are moved to the CPU); every argument is checked by
+:mod:`transferlib.validation`, the only transferlib module this package imports. On
+finite input each function returns finite values or raises ValueError/TypeError naming
+the argument; statistics that do not depend on the scale of their input are computed on
+values rescaled by exact powers of two, so magnitudes near 1e-300 or 1e300 work.
+"""
 
 from transferlib.evaluation.correlation import kendall, pearson, spearman, weighted_kendall
 from transferlib.evaluation.levels import transferability_levels

@@ -1,7 +1,7 @@
 """Correlation coefficients between transferability scores and measured performance.
 
 Thin, validated wrappers around :mod:`scipy.stats` that always return
-``(statistic, p_value)`` as Python floats.
+``(statistic, p_value)`` with Python floats.
 """
 
 from __future__ import annotations
@@ -10,17 +10,19 @@ from typing import Any
 
 import numpy as np
 
-from transferlib.evaluation._validation import as_pair
+from transferlib.validation import as_vector_pair, binary_exponent
 
 __all__ = ["kendall", "pearson", "spearman", "weighted_kendall"]
 
 
 def _pair(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    a, b = as_pair(x, y, ("x", "y"), minimum=3)
+    """Validated pair, each scaled by an exact power of two (every statistic here is
+    scale invariant), so values near 1e308 or 1e-300 neither overflow nor underflow."""
+    a, b = as_vector_pair(x, y, ("x", "y"), minimum=3)
     for name, arr in (("x", a), ("y", b)):
-        if np.ptp(arr) == 0:
+        if arr.min() == arr.max():
             raise ValueError(f"{name} is constant; the correlation is undefined")
-    return a, b
+    return tuple(np.ldexp(v, -binary_exponent(float(np.abs(v).max()))) for v in (a, b))
 
 
 def pearson(x: Any, y: Any) -> tuple[float, float]:
@@ -35,12 +37,19 @@ def pearson(x: Any, y: Any) -> tuple[float, float]:
     Parameters
     ----------
     x, y : array-like of shape (n,)
-        Paired values, n >= 3, finite, neither constant.
+        Paired values, n >= 3, finite, neither constant; any magnitude.
 
     Returns
     -------
     (float, float)
-        ``(r, p_value)``.
+        ``(r, p_value)``, :math:`r \in [-1, 1]`.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric input.
+    ValueError
+        Not 1-D, unequal lengths, fewer than 3 values, NaN/inf, a constant input.
 
     Examples
     --------
@@ -70,6 +79,11 @@ def spearman(x: Any, y: Any) -> tuple[float, float]:
     (float, float)
         ``(rho, p_value)``.
 
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`pearson`.
+
     Examples
     --------
     >>> rho, p = spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5])
@@ -95,6 +109,16 @@ def kendall(x: Any, y: Any) -> tuple[float, float]:
     -------
     (float, float)
         ``(tau, p_value)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`pearson`.
+
+    Examples
+    --------
+    >>> kendall([1, 2, 3, 4], [1, 3, 2, 4])[0]
+    0.6666666666666669
     """
     from scipy.stats import kendalltau
 
@@ -103,7 +127,7 @@ def kendall(x: Any, y: Any) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
-def weighted_kendall(x: Any, y: Any) -> tuple[float, float]:
+def weighted_kendall(x: Any, y: Any) -> tuple[float, None]:
     r"""Weighted Kendall :math:`\tau_w` (Vigna 2015, ``scipy.stats.weightedtau``).
 
     Exchanges of highly ranked elements weigh more (hyperbolic weights
@@ -118,11 +142,23 @@ def weighted_kendall(x: Any, y: Any) -> tuple[float, float]:
 
     Returns
     -------
-    (float, float)
-        ``(tau_w, nan)``: scipy defines no p-value for this statistic, so the second
-        element is always NaN (the only NaN these functions return).
+    (float, None)
+        ``(tau_w, None)``: scipy defines no p-value for this statistic, so the second
+        element is ``None`` (not NaN), keeping the ``(statistic, p_value)`` shape of the
+        other correlations.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`pearson`.
+
+    Examples
+    --------
+    >>> tau, p = weighted_kendall([1, 2, 3, 4], [1, 2, 4, 3])  # the top two swapped
+    >>> round(tau, 4), p
+    (0.52, None)
     """
     from scipy.stats import weightedtau
 
     a, b = _pair(x, y)
-    return float(weightedtau(a, b).statistic), float("nan")
+    return float(weightedtau(a, b).statistic), None

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferlib.evaluation._validation import as_pair
+from transferlib.validation import as_vector_pair, binary_exponent, check_int
 
 __all__ = ["transferability_levels"]
 
@@ -23,7 +23,7 @@ def transferability_levels(scores: Any, metric: Any, n_levels: int = 5) -> pd.Da
     Parameters
     ----------
     scores : array-like of shape (n,)
-        Transferability scores, not all equal.
+        Transferability scores, not all equal; any finite magnitude.
     metric : array-like of shape (n,)
         Measured performance of each task (e.g. test accuracy).
     n_levels : int
@@ -34,8 +34,22 @@ def transferability_levels(scores: Any, metric: Any, n_levels: int = 5) -> pd.Da
     pandas.DataFrame
         One row per level with columns ``level`` (1..n_levels), ``lower``, ``upper``
         (bin edges), ``count``, ``mean_metric``, ``std_metric`` (sample standard
-        deviation, NaN for fewer than two tasks) and ``mean_score``. Empty bins are kept
-        with ``count == 0`` and NaN means, so levels stay aligned across settings.
+        deviation) and ``mean_score``. Missing values are pandas' NaN, by design and only
+        there: an empty level is kept with ``count == 0`` and NaN statistics (so levels
+        stay aligned across settings), and ``std_metric`` is NaN for a level with one
+        task. Every other entry is finite.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric input, ``n_levels`` not an integer.
+    ValueError
+        Not 1-D, unequal lengths, empty, NaN/inf, ``n_levels < 1``, all scores equal.
+
+    Notes
+    -----
+    Edges and statistics are computed on values scaled by exact powers of two, so
+    scores spanning [-1e308, 1e308] or metrics near 1e308 do not overflow.
 
     Examples
     --------
@@ -45,24 +59,26 @@ def transferability_levels(scores: Any, metric: Any, n_levels: int = 5) -> pd.Da
     0      1      2         0.55
     1      2      2         0.85
     """
-    s, m = as_pair(scores, metric, ("scores", "metric"), minimum=1)
-    if not isinstance(n_levels, (int, np.integer)) or n_levels < 1:
-        raise ValueError(f"n_levels must be a positive integer, got {n_levels!r}")
-    if np.ptp(s) == 0:
+    s, m = as_vector_pair(scores, metric, ("scores", "metric"))
+    n_levels = check_int(n_levels, "n_levels", minimum=1)
+    if s.min() == s.max():
         raise ValueError("scores are all equal; the score range cannot be binned")
-    edges = np.linspace(s.min(), s.max(), n_levels + 1)
-    level = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, n_levels - 1)
-    frame = pd.DataFrame({"level": level + 1, "metric": m, "score": s})
+    s_exponent = binary_exponent(float(np.abs(s).max()))
+    m_exponent = binary_exponent(float(np.abs(m).max()))
+    scaled = np.ldexp(s, -s_exponent)
+    edges = np.linspace(scaled.min(), scaled.max(), n_levels + 1)
+    level = np.clip(np.searchsorted(edges, scaled, side="right") - 1, 0, n_levels - 1)
+    frame = pd.DataFrame({"level": level + 1, "metric": np.ldexp(m, -m_exponent), "score": scaled})
     grouped = frame.groupby("level")
-    table = pd.DataFrame(
+    index = pd.Index(np.arange(1, n_levels + 1), name="level")
+    return pd.DataFrame(
         {
-            "level": np.arange(1, n_levels + 1),
-            "lower": edges[:-1],
-            "upper": edges[1:],
-        }
-    ).set_index("level")
-    table["count"] = grouped.size().reindex(table.index, fill_value=0).astype(int)
-    table["mean_metric"] = grouped["metric"].mean()
-    table["std_metric"] = grouped["metric"].std(ddof=1)
-    table["mean_score"] = grouped["score"].mean()
-    return table.reset_index()
+            "lower": np.ldexp(edges[:-1], s_exponent),
+            "upper": np.ldexp(edges[1:], s_exponent),
+            "count": grouped.size().reindex(index, fill_value=0).astype(int),
+            "mean_metric": np.ldexp(grouped["metric"].mean().reindex(index), m_exponent),
+            "std_metric": np.ldexp(grouped["metric"].std(ddof=1).reindex(index), m_exponent),
+            "mean_score": np.ldexp(grouped["score"].mean().reindex(index), s_exponent),
+        },
+        index=index,
+    ).reset_index()

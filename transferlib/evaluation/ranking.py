@@ -6,14 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from transferlib.evaluation._validation import as_pair
+from transferlib.validation import as_vector_pair, binary_exponent, check_int
 
 __all__ = ["best_in_top_k", "dcg", "ndcg", "relative_top_k_accuracy"]
 
 
-def _check_k(k: int, n: int) -> None:
-    if not 1 <= k <= n:
-        raise ValueError(f"k must be in [1, {n}], got {k}")
+def _check_k(k: Any, n: int) -> int:
+    return check_int(k, "k", minimum=1, maximum=n)
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -41,15 +40,23 @@ def relative_top_k_accuracy(scores: Any, metric: Any, k: int = 1) -> float:
     Returns
     -------
     float
-        In (0, 1].
+        In [0, 1] (0 only when the ratio underflows).
+
+    Raises
+    ------
+    TypeError
+        Non-numeric input, ``k`` not an integer.
+    ValueError
+        Not 1-D, unequal lengths, empty, NaN/inf, ``k`` out of range, a non-positive
+        metric.
 
     Examples
     --------
     >>> round(relative_top_k_accuracy([0.9, 0.1, 0.5], [0.6, 0.8, 0.7], k=2), 4)
     0.875
     """
-    s, m = as_pair(scores, metric, ("scores", "metric"), minimum=1)
-    _check_k(k, s.size)
+    s, m = as_vector_pair(scores, metric, ("scores", "metric"))
+    k = _check_k(k, s.size)
     if m.min() <= 0:
         raise ValueError("metric must be positive for a relative accuracy")
     return float(m[_top_k(s, k)].max() / m.max())
@@ -69,14 +76,28 @@ def best_in_top_k(scores: Any, metric: Any, k: int = 1) -> bool:
     -------
     bool
 
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`relative_top_k_accuracy`, except that any finite metric is allowed.
+
     Examples
     --------
     >>> best_in_top_k([0.9, 0.1, 0.5], [0.6, 0.8, 0.7], k=2)
     False
     """
-    s, m = as_pair(scores, metric, ("scores", "metric"), minimum=1)
-    _check_k(k, s.size)
+    s, m = as_vector_pair(scores, metric, ("scores", "metric"))
+    k = _check_k(k, s.size)
     return bool(m[_top_k(s, k)].max() == m.max())
+
+
+def _dcg(s: np.ndarray, rel: np.ndarray, k: int) -> float:
+    order = np.argsort(-s, kind="stable")
+    discounts = np.zeros(s.size)
+    discounts[:k] = 1.0 / np.log2(np.arange(2, k + 2))
+    _, group, counts = np.unique(-s[order], return_inverse=True, return_counts=True)
+    mean_discount = np.bincount(group, weights=discounts) / counts
+    return float((rel[order] * mean_discount[group]).sum())
 
 
 def dcg(scores: Any, relevance: Any, k: int | None = None) -> float:
@@ -94,24 +115,36 @@ def dcg(scores: Any, relevance: Any, k: int | None = None) -> float:
     scores : array-like of shape (n,)
         Predicted scores (higher ranks first).
     relevance : array-like of shape (n,)
-        True relevance (e.g. measured transfer performance).
+        True relevance (e.g. measured transfer performance), any finite values.
     k : int, optional
-        Only the first k positions count; default all.
+        Only the first k positions count (``1 <= k <= n``); default all.
 
     Returns
     -------
     float
+
+    Raises
+    ------
+    TypeError
+        Non-numeric input, ``k`` neither None nor an integer.
+    ValueError
+        Not 1-D, unequal lengths, empty, NaN/inf, ``k`` out of range, and a DCG beyond
+        the float64 range (relevances near 1e308); the sum is formed on relevances
+        scaled by an exact power of two, so it overflows only when the result does.
+
+    Examples
+    --------
+    >>> round(dcg([0.9, 0.1, 0.5], [3, 1, 2]), 4)
+    4.7619
     """
-    s, rel = as_pair(scores, relevance, ("scores", "relevance"), minimum=1)
-    k = s.size if k is None else k
-    _check_k(k, s.size)
-    order = np.argsort(-s, kind="stable")
-    discounts = np.zeros(s.size)
-    discounts[:k] = 1.0 / np.log2(np.arange(2, k + 2))
-    sorted_scores = s[order]
-    _, group, counts = np.unique(-sorted_scores, return_inverse=True, return_counts=True)
-    mean_discount = np.bincount(group, weights=discounts) / counts
-    return float((rel[order] * mean_discount[group]).sum())
+    s, rel = as_vector_pair(scores, relevance, ("scores", "relevance"))
+    k = s.size if k is None else _check_k(k, s.size)
+    exponent = binary_exponent(float(np.abs(rel).max()))
+    with np.errstate(over="ignore"):  # reported below, with the cause
+        value = float(np.ldexp(_dcg(s, np.ldexp(rel, -exponent), k), exponent))
+    if not np.isfinite(value):
+        raise ValueError("the DCG exceeds the float64 range; rescale the relevance")
+    return value
 
 
 def ndcg(scores: Any, relevance: Any, k: int | None = None) -> float:
@@ -122,22 +155,29 @@ def ndcg(scores: Any, relevance: Any, k: int | None = None) -> float:
     scores, relevance : array-like of shape (n,)
         As in :func:`dcg`; relevance must be non-negative and not all zero.
     k : int, optional
-        Cut-off.
+        Cut-off, ``1 <= k <= n``.
 
     Returns
     -------
     float
-        In [0, 1]; 1 for a ranking that orders items by relevance.
+        In [0, 1]; 1 for a ranking that orders items by relevance. Invariant to the
+        scale of the relevance.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`dcg`; ValueError also for negative or all-zero relevance.
 
     Examples
     --------
     >>> round(ndcg([0.9, 0.1, 0.5], [0.6, 0.8, 0.7]), 4)
     0.9351
     """
-    _, rel = as_pair(scores, relevance, ("scores", "relevance"), minimum=1)
+    s, rel = as_vector_pair(scores, relevance, ("scores", "relevance"))
+    k = s.size if k is None else _check_k(k, s.size)
     if rel.min() < 0:
         raise ValueError("relevance must be non-negative for nDCG")
-    ideal = dcg(rel, rel, k)
-    if ideal == 0:
+    if rel.max() == 0:
         raise ValueError("relevance is all zero; nDCG is undefined")
-    return dcg(scores, rel, k) / ideal
+    rel = np.ldexp(rel, -binary_exponent(float(rel.max())))
+    return min(_dcg(s, rel, k) / _dcg(rel, rel, k), 1.0)

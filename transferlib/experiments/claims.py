@@ -7,6 +7,8 @@ verdict from one of three words, :data:`VERDICTS`, chosen by a rule the page sta
   control is given, e.g. the target's entropy alone) better than the control by a margin;
 * :func:`difference_verdict` -- a claimed difference (A beats B): its sign, against a margin and
   the spread over seeds;
+* :func:`equivalence_verdict` -- a claimed closeness (A is about B): the size of the difference
+  against a margin and the spread over seeds;
 * :func:`share_verdict` -- a claim about how often something holds (a bound, a pick).
 """
 
@@ -24,6 +26,7 @@ __all__ = [
     "claims_table",
     "correlation_verdict",
     "difference_verdict",
+    "equivalence_verdict",
     "share_verdict",
 ]
 
@@ -89,6 +92,23 @@ def difference_verdict(difference: float, spread: float = 0.0, *, margin: float 
     if difference > max(margin, 2.0 * spread):
         return HOLDS
     return PARTLY if difference > 0 else NOT_REPRODUCED
+
+
+def equivalence_verdict(difference: float, spread: float = 0.0, *, margin: float) -> str:
+    """Verdict on "A is about as large as B", given ``difference = A - B`` and its seed spread.
+
+    * holds: ``|difference| + 2 * spread <= margin`` (within the margin, noise included);
+    * partly: ``|difference| <= 2 * margin``;
+    * not reproduced: a larger difference, in either direction.
+    """
+    if margin <= 0:
+        raise ValueError(f"margin must be positive, got {margin}")
+    if not np.isfinite(difference):
+        return NOT_REPRODUCED
+    spread = 0.0 if not np.isfinite(spread) else spread
+    if abs(difference) + 2.0 * spread <= margin:
+        return HOLDS
+    return PARTLY if abs(difference) <= 2.0 * margin else NOT_REPRODUCED
 
 
 def share_verdict(count: int, total: int, *, partly_at: float = 0.5) -> str:

@@ -154,6 +154,13 @@ class TrainingSpec(Preset):
     epochs, lr, batch_size : int, float, int
         SGD schedule (cosine decay of ``lr`` over ``epochs``).
     weight_decay, momentum : float
+    nesterov : bool
+        Nesterov momentum.
+    warmup_epochs : float
+        Linear learning-rate warm-up before the cosine decay (lets small networks train at a
+        high ``lr``).
+    eval_every : int
+        Evaluate the test set after every ``eval_every``-th epoch (0: only after the last).
     augment : bool
         Random crops and flips (off for Glyphs: flips change characters).
     backbone_lr_multiplier : float
@@ -168,6 +175,9 @@ class TrainingSpec(Preset):
     batch_size: int
     weight_decay: float = 5e-4
     momentum: float = 0.9
+    nesterov: bool = False
+    warmup_epochs: float = 0.0
+    eval_every: int = 1
     augment: bool = False
     backbone_lr_multiplier: float = 1.0
     width: int | None = None

@@ -128,6 +128,9 @@ def fine_tune_network(
         desc=f"fine-tune {source.name} -> {spec.name}",
         momentum=training.momentum,
         weight_decay=training.weight_decay,
+        nesterov=training.nesterov,
+        warmup_epochs=training.warmup_epochs,
+        eval_every=training.eval_every,
         augment=training.augment,
     )
     return Network(

@@ -199,6 +199,9 @@ def train_network(
         desc=f"{role} {spec.name}",
         momentum=training.momentum,
         weight_decay=training.weight_decay,
+        nesterov=training.nesterov,
+        warmup_epochs=training.warmup_epochs,
+        eval_every=training.eval_every,
         augment=training.augment,
     )
     return Network(

@@ -20,8 +20,10 @@ before it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Executor, Future, as_completed
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -31,7 +33,7 @@ from transferlib.cache import ResultStore, cache_root, config_key
 from transferlib.config import RunParams
 from transferlib.provenance import code_version
 
-__all__ = ["result_store", "run_sweep", "task_key"]
+__all__ = ["local_executor", "result_store", "run_sweep", "task_key"]
 
 Item = TypeVar("Item")
 Rows = Sequence[Mapping[str, Any]]
@@ -66,6 +68,50 @@ def result_store(
     chapter = module.rsplit(".", 1)[-1]
     path = cache_root(run.cache_dir) / "results" / chapter / f"{name}-{config_key(identity)}.csv"
     return ResultStore(path, key_columns, scale=run.scale)
+
+
+def _init_worker() -> None:
+    """A sweep worker: one torch thread; Ctrl-C (SIGINT) is the driver's to handle.
+
+    A notebook's kernel is interrupted and shut down through SIGINT to its process group; a
+    worker that received it too would print a KeyboardInterrupt traceback into the build log.
+    """
+    import signal
+
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+
+
+def local_executor(run: RunParams, workers: int | None = None) -> Executor | None:
+    """Worker processes for :func:`run_sweep` on this machine's CPU cores, or None.
+
+    Small networks on a CPU use two cores better as two single-threaded processes, each training
+    its own network, than as one process with two threads. Returns None (compute in this
+    process) when ``run.device`` is not the CPU (one accelerator is best driven by one process)
+    or when only one core is available.
+
+    Parameters
+    ----------
+    run : RunParams
+    workers : int, optional
+        Number of processes (default: the cores this process may use).
+    """
+    from transferlib.training import resolve_device
+
+    if resolve_device(run.device).type != "cpu":
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if workers is None:
+        workers = cores or 1
+    if workers < 1:
+        raise ValueError(f"workers must be positive, got {workers}")
+    if workers < 2:
+        return None
+    return ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=_init_worker
+    )
 
 
 def task_key(spec: Any) -> list[dict[str, Any]]:

@@ -18,16 +18,18 @@ from transferlib.scores.transrate import transrate
 __all__ = ["SCORES", "ScoreInfo"]
 
 _NEEDS = ("labels", "probs", "features")
+_KEYWORDS = {"labels": "source_labels", "probs": "source_probs", "features": "features"}
 
 
 @dataclass(frozen=True)
 class ScoreInfo:
     """How to call one score.
 
-    ``needs`` says what the source side provides: ``"labels"`` (source label sequence,
-    called as ``function(target_labels, source_labels)``), ``"probs"`` (source-model
+    ``needs`` says what the source side provides: ``"labels"`` (the source label
+    sequence, ``function(source_labels, target_labels)``), ``"probs"`` (source-model
     probabilities, ``function(source_probs, target_labels)``) or ``"features"``
-    (``function(features, target_labels)``). :meth:`compute` hides the difference.
+    (``function(features, target_labels)``): the source side first, the target labels
+    last, for every score. :meth:`compute` hides the difference.
     """
 
     name: str
@@ -42,21 +44,23 @@ class ScoreInfo:
 
     def compute(
         self,
-        target_labels: Any,
         *,
         features: Any = None,
         source_probs: Any = None,
         source_labels: Any = None,
+        target_labels: Any,
         **kwargs: Any,
     ) -> float:
-        """Call the score with whichever source-side input it needs (others are ignored)."""
+        """Call the score with whichever source-side input it needs (the others are
+        ignored, so one call site can serve every score); all arguments are keywords.
+
+        Raises TypeError when the needed source-side input is missing; otherwise what
+        the score raises.
+        """
         given = {"labels": source_labels, "probs": source_probs, "features": features}
         source = given[self.needs]
         if source is None:
-            keyword = {"labels": "source_labels", "probs": "source_probs", "features": "features"}
-            raise TypeError(f"score {self.name!r} needs {keyword[self.needs]}=...")
-        if self.needs == "labels":
-            return self.function(target_labels, source, **kwargs)
+            raise TypeError(f"score {self.name!r} needs {_KEYWORDS[self.needs]}=...")
         return self.function(source, target_labels, **kwargs)
 
 

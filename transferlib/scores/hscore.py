@@ -13,12 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from transferlib.scores._backend import Namespace, namespace
-from transferlib.scores._validation import (
-    as_features,
+from transferlib.scores._backend import Namespace
+from transferlib.scores._inputs import centre, feature_inputs, normalised
+from transferlib.validation import (
     as_labels,
+    check_bool,
+    check_choice,
+    check_int,
+    check_n_classes,
+    check_real,
     check_same_length,
-    require_classes,
 )
 
 __all__ = [
@@ -28,83 +32,169 @@ __all__ = [
     "shrinkage_h_score",
 ]
 
+_METHODS = ("svd", "ace")
+#: Terms of the Neumann series tried before a second Cholesky factorisation instead.
+_MAX_TERMS = 8
 
-def _default_rtol(n: int, d: int) -> float:
-    return max(n, d) * float(np.finfo(np.float64).eps)
+
+def _rank_tolerance(rtol: Any, n: int, d: int) -> float:
+    """Validated ``rtol``, or the usual numerical-rank tolerance ``max(n, d) * eps``."""
+    rtol = check_real(rtol, "rtol", minimum=0.0, maximum=1.0, strict_maximum=True, allow_none=True)
+    return max(n, d) * float(np.finfo(np.float64).eps) if rtol is None else rtol
 
 
-def _trace_pinv_quadratic(xp: Namespace, a: Any, r: Any, rtol: float) -> float:
-    r"""Return :math:`\mathrm{tr}(R^\top A^{+} R)` for a symmetric PSD matrix ``a``.
+def _centred(xp: Namespace, f: Any) -> Any:
+    """Features minus their mean, first scaled by a power of two if their magnitude is
+    extreme (every score here is scale invariant; the scaling is exact)."""
+    return centre(xp, normalised(xp, f)[0])
 
-    Pseudo-inverse semantics: eigenvalues of ``a`` below ``rtol * max eigenvalue`` are
-    dropped. Fast path: if the Cholesky factorisation of :math:`A - \tau I`,
-    :math:`\tau = \mathrm{rtol}\,\|A\|_F \ge \mathrm{rtol}\,\lambda_{\max}`, succeeds,
-    every eigenvalue exceeds the tolerance (up to rounding), nothing would be dropped,
-    and the answer is :math:`\|L^{-1}R\|_F^2` with :math:`L` the Cholesky factor of
-    :math:`A` (two Cholesky factorisations cost a third of one eigendecomposition).
-    Otherwise the eigendecomposition is used.
+
+def _between_rows(xp: Namespace, centred: Any, codes: Any, k: int) -> Any:
+    r"""(k, d) rows :math:`\sqrt{p_y}(\mu_y - \mu)` from O(nd) class sums, so that
+    :math:`M^\top M = \mathrm{cov}(\mathbb E[f \mid Y])`."""
+    counts = xp.asarray(np.bincount(xp.to_numpy(codes), minlength=k))
+    return xp.class_sums(centred, codes, k) / xp.sqrt(counts * centred.shape[0])[:, None]
+
+
+def _shifted_bilinear(
+    xp: Namespace, factor: Any, left: Any, right: Any, shift: float
+) -> float | None:
+    r""":math:`\mathrm{tr}(P^\top (LL^\top + \tau I)^{-1} Q)` from the Cholesky factor
+    :math:`L` of the shifted matrix, by the Neumann series
+    :math:`\sum_k (-\tau)^k \langle v_k(P), v_k(Q)\rangle`, :math:`v_0 = L^{-1}\cdot`,
+    :math:`v_{k+1} = L^{-\top} v_k` or :math:`L^{-1} v_k` alternately (each term one
+    triangular solve instead of a second factorisation). None when the series converges
+    too slowly (:math:`\lambda_{\min}(LL^\top)` not well above :math:`\tau`).
     """
-    threshold = rtol * xp.item(xp.sqrt(xp.sum(a * a)))
-    if xp.cholesky(a - threshold * xp.eye(a.shape[0])) is not None:  # then A is PD too
-        solved = xp.solve_lower(xp.cholesky(a), r)
-        return xp.item(xp.sum(solved * solved))
+    same = left is right
+    v_left = xp.solve_lower(factor, left)
+    v_right = v_left if same else xp.solve_lower(factor, right)
+    total = previous = xp.item(xp.sum(v_left * v_right))
+    for k in range(1, _MAX_TERMS):
+        v_left = xp.solve_lower(factor, v_left, transpose=k % 2 == 1)
+        v_right = v_left if same else xp.solve_lower(factor, v_right, transpose=k % 2 == 1)
+        term = (-shift) ** k * xp.item(xp.sum(v_left * v_right))
+        total += term
+        if abs(term) <= 1e-17 * abs(total):
+            return total
+        if abs(term) > 0.5 * abs(previous):
+            return None
+        previous = term
+    return None
+
+
+def _pinv_bilinear(
+    xp: Namespace, a: Any, left: Any, right: Any, ridge: float, rtol: float
+) -> float | None:
+    r""":math:`\mathrm{tr}(P^\top A^{-1} Q)` when every eigenvalue of the symmetric PSD ``a``
+    (containing ``ridge`` on its diagonal) exceeds :math:`\tau = \mathrm{rtol}\,\|A\|_F
+    \ge \mathrm{rtol}\,\lambda_{\max}`, so the pseudo-inverse drops nothing; else None.
+
+    A ridge above :math:`\tau` proves it and one Cholesky factorisation solves. Otherwise
+    the factorisation of :math:`A - \tau I` is the proof, and the same factor solves by
+    :func:`_shifted_bilinear` (a second factorisation only if that converges slowly).
+    """
+    threshold = rtol * xp.frobenius(a)
+    if ridge <= threshold:
+        shifted = xp.cholesky(xp.add_diagonal(xp.copy(a), -threshold))
+        if shifted is None:
+            return None
+        value = _shifted_bilinear(xp, shifted, left, right, threshold)
+        if value is not None:
+            return value
+    factor = xp.cholesky(a)
+    if factor is None:
+        return None
+    v_left = xp.solve_lower(factor, left)
+    v_right = v_left if left is right else xp.solve_lower(factor, right)
+    return xp.item(xp.sum(v_left * v_right))
+
+
+def _features_side(xp: Namespace, a: Any, r: Any, ridge: float, rtol: float) -> float:
+    r""":math:`\mathrm{tr}(R^\top A^{+} R)` for a symmetric PSD (d, d) matrix ``a``
+    (containing ``ridge`` on its diagonal).
+
+    Pseudo-inverse semantics: eigenvalues at or below ``rtol`` times the largest are
+    dropped. When nothing would be dropped, one Cholesky factorisation gives the answer
+    (:func:`_pinv_bilinear`); otherwise an eigendecomposition decides.
+    """
+    value = _pinv_bilinear(xp, a, r, r, ridge, rtol)
+    if value is not None:
+        return value
     eigenvalues, eigenvectors = xp.eigh(a)
     keep = eigenvalues > rtol * xp.item(xp.max(eigenvalues))
     projected = (eigenvectors.T @ r)[keep]
     return xp.item(xp.sum(xp.sum(projected * projected, axis=1) / eigenvalues[keep]))
 
 
-def _class_weights(xp: Namespace, codes: Any, k: int) -> Any:
-    r"""(k, n) matrix :math:`W_{yi} = 1[y_i = y] / \sqrt{n\, n_y}` (used for the Gram side).
-
-    With centred features :math:`F_c`, :math:`M = W F_c` has rows
-    :math:`\sqrt{p_y}(\mu_y - \mu)`, so :math:`M^\top M = \mathrm{cov}(E[f \mid Y])`.
-    """
-    onehot = xp.one_hot(codes, k)
-    counts = xp.sum(onehot, axis=0)
-    return (onehot / xp.sqrt(counts * codes.shape[0])).T
-
-
-def _between_rows(xp: Namespace, centred: Any, codes: Any, k: int) -> Any:
-    r""":math:`M = W F_c` (rows :math:`\sqrt{p_y}(\mu_y - \mu)`) from O(nd) class sums."""
-    counts = xp.asarray(np.bincount(xp.to_numpy(codes), minlength=k))
-    return xp.class_sums(centred, codes, k) / xp.sqrt(counts * centred.shape[0])[:, None]
-
-
-def _regularised_quadratic(
-    xp: Namespace, centred: Any, codes: Any, k: int, ridge: float, scale: float, rtol: float
+def _samples_side(
+    xp: Namespace, gram: Any, codes: Any, k: int, ridge: float, scale: float, rtol: float
 ) -> float:
-    r"""Return :math:`\mathrm{tr}\big(W F_c (aI + b F_c^\top F_c)^{+} F_c^\top W^\top\big)`.
+    r""":math:`\mathrm{tr}\big(W G (aI + bG)^{+} W^\top\big)` for the (n, n) Gram matrix
+    :math:`G = F_cF_c^\top` of centred features, :math:`W_{yi} = 1[y_i = y]/\sqrt{n n_y}`.
 
-    ``ridge`` is :math:`a`, ``scale`` is :math:`b`. For :math:`d \le n` the
-    :math:`d \times d` matrix is factorised; for :math:`n < d` the identity
-    :math:`F_c (aI + bF_c^\top F_c)^{+} F_c^\top = G (aI + bG)^{+}`, :math:`G = F_cF_c^\top`,
-    moves the work to the :math:`n \times n` Gram side (same non-zero spectrum, so the
-    same tolerance semantics).
+    Centring makes the constant vector a null vector of :math:`G` (a structural zero),
+    which is never inverted, whatever ``rtol``. With :math:`a` above the tolerance one
+    Cholesky factorisation of :math:`aI + bG` solves. Otherwise :math:`G(bG)^{+} = P/b`
+    with :math:`P` the projector on the range of :math:`G`: one Cholesky factorisation of
+    :math:`bG + \beta\mathbf 1\mathbf 1^\top - \tau I` (the deflation moves the
+    structural zero to the mean eigenvalue) proves that the range is all of
+    :math:`\mathbf 1^\perp`, and then :math:`P = I - \mathbf 1\mathbf 1^\top/n` gives the
+    value in closed form (:math:`(|\mathcal Y| - 1)/(nb)`). An eigendecomposition, which
+    drops the constant direction explicitly, decides the remaining cases.
     """
-    n, d = centred.shape
-    if d <= n:
-        a = scale * (centred.T @ centred)
-        if ridge:
-            a = a + ridge * xp.eye(d)
-        return _trace_pinv_quadratic(xp, a, _between_rows(xp, centred, codes, k).T, rtol)
-    weights = _class_weights(xp, codes, k)
-    eigenvalues, eigenvectors = xp.eigh(centred @ centred.T)
+    n = gram.shape[0]
+    one_hot = xp.one_hot(codes, k)
+    weights_t = one_hot / xp.sqrt(xp.sum(one_hot, axis=0) * n)  # W^T, (n, k)
+    matrix = xp.add_diagonal(scale * gram, ridge)
+    threshold = rtol * xp.frobenius(matrix)
+    if ridge > threshold:
+        factor = xp.cholesky(matrix)
+        if factor is not None:
+            solved = xp.solve_lower(factor, xp.concatenate([gram @ weights_t, weights_t]))
+            return xp.item(xp.sum(solved[:, :k] * solved[:, k:]))
+    else:
+        matrix += scale * xp.item(xp.sum(gram.diagonal())) / n**2  # deflation
+        if xp.cholesky(xp.add_diagonal(matrix, -threshold)) is not None:
+            column_sums = xp.sum(weights_t, axis=0)
+            return (
+                xp.item(xp.sum(weights_t * weights_t)) - xp.item(xp.sum(column_sums**2)) / n
+            ) / scale
+    eigenvalues, eigenvectors = xp.eigh(gram)
     denominators = ridge + scale * eigenvalues
     keep = denominators > rtol * xp.item(xp.max(denominators))
-    projected = (eigenvectors.T @ weights.T)[keep]
+    keep[xp.argmax(xp.abs(xp.sum(eigenvectors, axis=0)))] = False  # the constant direction
+    projected = (eigenvectors.T @ weights_t)[keep]
     gains = eigenvalues[keep] / denominators[keep]
     return xp.item(xp.sum(gains * xp.sum(projected * projected, axis=1)))
 
 
-def _prepare(features: Any, target_labels: Any) -> tuple[Namespace, Any, Any, int]:
-    xp = namespace(features)
-    f = as_features(features, xp)
-    codes, classes = as_labels(target_labels, "target_labels")
-    check_same_length(features=f, target_labels=codes)
-    require_classes(len(classes), 2)
-    centred = f - xp.sum(f, axis=0, keepdims=True) / f.shape[0]
-    return xp, centred, xp.asarray(codes, "int"), len(classes)
+def _regularised_quadratic(
+    xp: Namespace,
+    centred: Any,
+    gram: Any,
+    codes: Any,
+    k: int,
+    ridge: float,
+    scale: float,
+    rtol: float,
+) -> float:
+    r"""Return :math:`\mathrm{tr}\big(W F_c (aI + b F_c^\top F_c)^{+} F_c^\top W^\top\big)`.
+
+    ``ridge`` is :math:`a`, ``scale`` is :math:`b`, ``gram`` is :meth:`Namespace.gram` of
+    the centred features (overwritten). For :math:`d < n` the (d, d) matrix is factorised;
+    for :math:`n \le d` the identity
+    :math:`F_c (aI + bF_c^\top F_c)^{+} F_c^\top = G (aI + bG)^{+}`, :math:`G = F_cF_c^\top`,
+    moves the work to the (n, n) Gram side (same non-zero spectrum, so the same tolerance
+    semantics). Either way the cost is one Gram product and one or two Cholesky
+    factorisations of the smaller side.
+    """
+    n, d = centred.shape
+    if d >= n:
+        return _samples_side(xp, gram, codes, k, ridge, scale, rtol)
+    gram *= scale
+    xp.add_diagonal(gram, ridge)
+    return _features_side(xp, gram, _between_rows(xp, centred, codes, k).T, ridge, rtol)
 
 
 def h_score(features: Any, target_labels: Any, *, rtol: float | None = None) -> float:
@@ -121,29 +211,44 @@ def h_score(features: Any, target_labels: Any, *, rtol: float | None = None) -> 
     ----------
     features : array-like or tensor of shape (n, d)
         Source features :math:`f(x_i)` on the target inputs. Torch input is computed
-        with torch on its own device.
+        with torch on its own device; any real dtype, computed in float64.
     target_labels : array-like of shape (n,)
         Target labels; at least two classes.
     rtol : float, optional
-        Pseudo-inverse tolerance: covariance eigenvalues below
+        Pseudo-inverse tolerance in [0, 1): covariance eigenvalues at or below
         ``rtol * largest eigenvalue`` are dropped. Default ``max(n, d) * eps``
         (:math:`\approx 10^{-12}` for n = 5000), the usual numerical-rank tolerance.
+        ``rtol=0`` keeps every positive eigenvalue, rounding noise of rank-deficient
+        features included; the null direction that centring creates when
+        :math:`n \le d` is never kept.
 
     Returns
     -------
     float
-        :math:`\mathcal H(f) \in [0, |\mathcal Y| - 1]`; invariant to invertible linear
-        maps of the features.
+        :math:`\mathcal H(f) \in [0, |\mathcal Y| - 1]` up to rounding; invariant to
+        invertible linear maps of the features, hence to their scale. When
+        :math:`n \le d` and the centred features have full rank :math:`n - 1`, every
+        labelling is linearly separable and the value is :math:`|\mathcal Y| - 1`.
+        Constant features score 0.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric features, labels of mixed kinds, ``rtol`` not a real number.
+    ValueError
+        Wrong shapes or lengths, NaN/inf, fewer than two classes, ``rtol`` outside [0, 1).
 
     Notes
     -----
-    Computed as :math:`\|L^{-1} M^\top\|_F^2` where :math:`M` stacks
+    Computed as :math:`\mathrm{tr}(M \Sigma^{-1} M^\top)` where :math:`M` stacks
     :math:`\sqrt{p_y}(\mu_y - \mu)` (all class means from one O(nd) pass) and
-    :math:`L` is the Cholesky factor of the covariance (one GEMM); a second Cholesky
-    factorisation of the covariance shifted down by the tolerance proves that no
-    eigenvalue falls below it, otherwise an eigendecomposition is used instead. For
-    :math:`n < d` the same quantity is computed on the :math:`n \times n` Gram matrix. Cost
-    :math:`O(nd\min(n,d) + \min(n,d)^3)`. Some public copies multiply the two
+    :math:`\Sigma` is the covariance (one Gram product). One Cholesky factorisation of
+    :math:`\Sigma - \tau I` proves that no eigenvalue falls below the tolerance
+    :math:`\tau` and, through a short Neumann series of triangular solves, also gives
+    the value; if it fails, an eigendecomposition decides which eigenvalues to drop. For
+    :math:`n \le d` the same quantity is computed on the :math:`n \times n` Gram matrix.
+    Features of extreme magnitude (1e-170, 1e150) are first scaled by an exact power of
+    two. Cost :math:`O(nd\min(n,d) + \min(n,d)^3)`. Some public copies multiply the two
     covariances element-wise instead of as matrices; this is the matrix product.
 
     References
@@ -157,30 +262,44 @@ def h_score(features: Any, target_labels: Any, *, rtol: float | None = None) -> 
     >>> round(h_score(np.eye(3)[y], y), 10)  # one-hot features: |Y| - 1
     2.0
     """
-    xp, centred, codes, k = _prepare(features, target_labels)
-    n, d = centred.shape
-    tol = _default_rtol(n, d) if rtol is None else rtol
-    return _regularised_quadratic(xp, centred, codes, k, 0.0, 1.0 / n, tol)
+    xp, f, codes, k = feature_inputs(features, target_labels)
+    n, d = f.shape
+    tol = _rank_tolerance(rtol, n, d)
+    centred = _centred(xp, f)
+    return _regularised_quadratic(xp, centred, xp.gram(centred), codes, k, 0.0, 1.0 / n, tol)
 
 
-def _ledoit_wolf_shrinkage(xp: Namespace, centred: Any) -> tuple[float, float]:
+def _ledoit_wolf_shrinkage(xp: Namespace, centred: Any, gram: Any) -> tuple[float, float]:
     r"""Ledoit-Wolf (2004) shrinkage intensity :math:`\alpha` and target scale :math:`\mu`.
 
     For :math:`S = F_c^\top F_c / n`, :math:`\mu = \mathrm{tr}(S)/d`,
     :math:`\delta^2 = \|S - \mu I\|_F^2`,
     :math:`\bar\beta^2 = \frac{1}{n}\big(\frac1n\sum_i \|x_i\|^4 - \|S\|_F^2\big)`
-    and :math:`\alpha = \min(\bar\beta^2, \delta^2)/\delta^2`. :math:`\|S\|_F^2` is taken
-    from the smaller Gram side (:math:`\|F_c^\top F_c\|_F = \|F_cF_c^\top\|_F`).
+    and :math:`\alpha = \min(\bar\beta^2, \delta^2)/\delta^2`. ``gram`` is either Gram
+    matrix of the centred features (:math:`\|F_c^\top F_c\|_F = \|F_cF_c^\top\|_F`).
+
+    When :math:`S` is (to rounding) a multiple of the identity, :math:`\delta^2 = 0` and
+    :math:`\alpha = 0`, as in scikit-learn. For :math:`d < n`, :math:`\delta^2` is summed
+    from the off-diagonal and centred diagonal entries of :math:`S` rather than as
+    :math:`\|S\|_F^2 - d\mu^2`, whose cancellation would let rounding choose
+    :math:`\alpha` (e.g. :math:`d = 1`); for :math:`n \le d`, :math:`S` has at least
+    :math:`d - n + 1` zero eigenvalues, so :math:`\delta^2 \ge \mu^2` cancels nothing.
     """
     n, d = centred.shape
-    gram = centred.T @ centred if d <= n else centred @ centred.T
-    s_frobenius2 = xp.item(xp.sum(gram * gram)) / n**2
-    row_norms2 = xp.sum(centred * centred, axis=1)
+    s_frobenius2 = xp.frobenius(gram) ** 2 / n**2
+    row_norms2 = xp.row_sq_norms(centred)
     mu = xp.item(xp.sum(row_norms2)) / (n * d)
-    delta2 = s_frobenius2 - d * mu**2
-    beta_bar2 = (xp.item(xp.sum(row_norms2 * row_norms2)) / n - s_frobenius2) / n
-    if delta2 <= 0:  # S is already a multiple of the identity
-        return 0.0, mu
+    if d < n:
+        diagonal = xp.copy(gram.diagonal()) / n
+        xp.add_diagonal(gram, 0.0, zero_first=True)
+        off_diagonal2 = xp.frobenius(gram) ** 2 / n**2
+        xp.add_diagonal(gram, diagonal * n)  # restored
+        delta2 = off_diagonal2 + xp.item(xp.sum((diagonal - mu) ** 2))
+    else:
+        delta2 = s_frobenius2 - d * mu**2
+    beta_bar2 = max(xp.item(xp.sum(row_norms2 * row_norms2)) / n - s_frobenius2, 0.0) / n
+    if delta2 <= (max(n, d) * float(np.finfo(np.float64).eps)) ** 2 * s_frobenius2:
+        return 0.0, mu  # S is a multiple of the identity up to rounding
     return min(beta_bar2, delta2) / delta2, mu
 
 
@@ -201,14 +320,19 @@ def shrinkage_h_score(features: Any, target_labels: Any, *, rtol: float | None =
     target_labels : array-like of shape (n,)
         Target labels; at least two classes.
     rtol : float, optional
-        Pseudo-inverse tolerance as in :func:`h_score` (only matters when
-        :math:`\alpha = 0` and :math:`S` is singular).
+        Pseudo-inverse tolerance in [0, 1) as in :func:`h_score` (only matters when
+        :math:`\alpha\mu` is below it, e.g. :math:`\alpha = 0` with a singular :math:`S`).
 
     Returns
     -------
     float
-        Higher is better; bounded by :func:`h_score` computed with the same
-        normalisation when :math:`\alpha = 0`.
+        In :math:`[0, |\mathcal Y| - 1]` and at most :func:`h_score`; scale invariant.
+        Higher is better.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`h_score`.
 
     Notes
     -----
@@ -217,8 +341,9 @@ def shrinkage_h_score(features: Any, target_labels: Any, *, rtol: float | None =
     multiplied by the same :math:`(1-\alpha)`, as Ibrahim et al. do; mixing
     :math:`1/n` and :math:`1/(n-1)` between the two terms, as some copies do, biases
     the score by :math:`n/(n-1)`. :math:`\alpha` agrees with
-    ``sklearn.covariance.ledoit_wolf``. Cost as :func:`h_score`; since the shrunk matrix
-    is positive definite the Cholesky path is taken.
+    ``sklearn.covariance.ledoit_wolf``. One Gram product serves both the shrinkage
+    estimate and the score, and since the shrunk matrix is positive definite a single
+    Cholesky factorisation follows.
 
     References
     ----------
@@ -234,60 +359,80 @@ def shrinkage_h_score(features: Any, target_labels: Any, *, rtol: float | None =
     >>> round(shrinkage_h_score(x, y), 4), round(h_score(x, y), 4)
     (0.6106, 1.2457)
     """
-    xp, centred, codes, k = _prepare(features, target_labels)
-    n, d = centred.shape
-    alpha, mu = _ledoit_wolf_shrinkage(xp, centred)
-    tol = _default_rtol(n, d) if rtol is None else rtol
-    quadratic = _regularised_quadratic(xp, centred, codes, k, alpha * mu, (1 - alpha) / n, tol)
+    xp, f, codes, k = feature_inputs(features, target_labels)
+    n, d = f.shape
+    tol = _rank_tolerance(rtol, n, d)
+    centred = _centred(xp, f)
+    gram = xp.gram(centred)
+    alpha, mu = _ledoit_wolf_shrinkage(xp, centred, gram)
+    quadratic = _regularised_quadratic(
+        xp, centred, gram, codes, k, alpha * mu, (1 - alpha) / n, tol
+    )
     return (1 - alpha) * quadratic
 
 
-def _divergence_transition_matrix(
-    x: np.ndarray, kx: int, y: np.ndarray, ky: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""DTM :math:`\tilde B_{y,x} = P_{XY}(x,y)/\sqrt{P_X(x)P_Y(y)} - \sqrt{P_X(x)P_Y(y)}`
-    (Bao et al. Def. 1) with the two marginals."""
-    joint = np.bincount(y * kx + x, minlength=ky * kx).reshape(ky, kx) / x.shape[0]
+# -- maximal correlation of discrete variables --------------------------------------------
+
+
+def _joint(x: np.ndarray, kx: int, y: np.ndarray, ky: int) -> np.ndarray:
+    """(|Y|, |X|) empirical joint distribution of two code sequences."""
+    return np.bincount(y * kx + x, minlength=ky * kx).reshape(ky, kx) / x.shape[0]
+
+
+def _orthonormal_functions(values: np.ndarray, p: np.ndarray) -> np.ndarray:
+    r"""Columns of ``values`` (functions on a finite set with probabilities ``p``) made
+    zero-mean and orthonormal under :math:`\langle a, b\rangle = \sum_x p_x a_x b_x`.
+
+    Householder QR of :math:`[\sqrt p, \sqrt p \odot \text{values}]`, signs kept, so a
+    column already orthonormal to the constant and to the previous columns comes back
+    unchanged up to rounding. The Q factor is orthonormal even when a column vanishes
+    (a zero correlation): that column is then some zero-mean function orthonormal to
+    the others, never the constant.
+    """
+    root = np.sqrt(p)
+    q, r = np.linalg.qr(np.column_stack([root, root[:, None] * values]))
+    signs = np.where(np.diag(r) < 0, -1.0, 1.0)
+    return (q * signs)[:, 1:] / root[:, None]
+
+
+def _svd_correlations(joint: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Top-k singular triplets of the DTM :math:`\tilde B_{y,x} = P(x,y)/\sqrt{P(x)P(y)}
+    - \sqrt{P(x)P(y)}` (Bao et al. Def. 1), as correlations and functions f, g."""
     px, py = joint.sum(axis=0), joint.sum(axis=1)
     root = np.sqrt(np.outer(py, px))
-    return joint / root - root, px, py
+    left, singular, right_t = np.linalg.svd(joint / root - root, full_matrices=False)
+    f = _orthonormal_functions(right_t[:k].T / np.sqrt(px)[:, None], px)
+    g = _orthonormal_functions(left[:, :k] / np.sqrt(py)[:, None], py)
+    return singular[:k], f, g
 
 
 def _ace(
-    x: np.ndarray, kx: int, y: np.ndarray, ky: int, k: int, max_iter: int, tol: float, seed: int
+    joint: np.ndarray, k: int, max_iter: int, tol: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Alternating conditional expectations (Breiman & Friedman 1985) for k functions.
 
-    Iterates :math:`f \leftarrow \mathbb E[g(Y) \mid X]`, whitening :math:`f` under
+    Iterates :math:`f \leftarrow \mathbb E[g(Y) \mid X]`, orthonormalised under
     :math:`P_X`, then :math:`g \leftarrow \mathbb E[f(X) \mid Y]` (block power iteration
     on the conditional-expectation operator with the constant function removed), and
     finally rotates the converged subspace so the pairs are the individual maximal
-    correlations.
+    correlations. Directions whose conditional expectation vanishes (correlation 0, e.g.
+    independent variables) are filled with zero-mean functions orthonormal to the rest.
     """
-    joint = np.bincount(y * kx + x, minlength=ky * kx).reshape(ky, kx) / x.shape[0]
     px, py = joint.sum(axis=0), joint.sum(axis=1)
     x_given_y = joint / py[:, None]  # row y: P(x | y)
     y_given_x = (joint / px[None, :]).T  # row x: P(y | x)
-
-    def whiten(values: np.ndarray, p: np.ndarray) -> np.ndarray:
-        values = values - p @ values  # zero mean, i.e. orthogonal to the constant function
-        gram = values.T @ (p[:, None] * values)
-        eigenvalues, eigenvectors = np.linalg.eigh(gram)
-        keep = eigenvalues > 1e-14 * max(eigenvalues.max(), 1e-300)
-        return values @ (eigenvectors[:, keep] / np.sqrt(eigenvalues[keep]))
-
-    g = whiten(np.random.default_rng(seed).standard_normal((ky, k)), py)
-    previous = np.zeros(0)
+    g = _orthonormal_functions(rng.standard_normal((py.shape[0], k)), py)
+    previous = None
     for _ in range(max_iter):
-        f = whiten(y_given_x @ g, px)
+        f = _orthonormal_functions(y_given_x @ g, px)
         g = x_given_y @ f
-        singular = np.sqrt(np.clip(np.linalg.eigvalsh(g.T @ (py[:, None] * g)), 0, None))[::-1]
-        if previous.shape == singular.shape and np.max(np.abs(singular - previous)) < tol:
+        singular = np.sqrt(np.clip(np.linalg.eigvalsh(g.T @ (py[:, None] * g)), 0, None))
+        if previous is not None and np.max(np.abs(singular - previous)) < tol:
             break
         previous = singular
-        g = whiten(g, py)
-    g = whiten(g, py)
-    cross = f.T @ joint.T @ g  # E[f(X) g(Y)^T] of the whitened pair, before rotating
+        g = _orthonormal_functions(g, py)
+    g = _orthonormal_functions(g, py)
+    cross = f.T @ joint.T @ g  # E[f(X) g(Y)^T] of the orthonormal pair, before rotating
     left, correlations, right_t = np.linalg.svd(cross)
     return correlations, f @ left, g @ right_t.T
 
@@ -310,12 +455,14 @@ def hgr_maximal_correlation(
 
     (Bao et al. eq. 5). The :math:`\rho_i` are the singular values of the divergence
     transition matrix :math:`\tilde B` (Def. 1) after its trivial mode has been removed,
-    so :math:`\sum_i \rho_i^2 = \|\tilde B\|_F^2`.
+    so :math:`\sum_i \rho_i^2 = \|\tilde B\|_F^2`. The two variables play symmetric
+    roles.
 
     Parameters
     ----------
     x_codes, y_codes : array-like of shape (n,)
-        Paired samples of the two discrete variables (any hashable labels).
+        Paired samples of the two discrete variables (numbers, strings or bools), each
+        with at least two distinct values.
     k : int
         Number of correlations, :math:`1 \le k \le \min(|\mathcal X|, |\mathcal Y|) - 1`.
     method : {"svd", "ace"}
@@ -323,17 +470,32 @@ def hgr_maximal_correlation(
         expectations (Breiman & Friedman 1985), the algorithm Bao et al. cite.
     return_functions : bool
         Also return the maximal-correlation functions.
-    max_iter, tol, seed : ACE iteration limit, convergence tolerance on the
-        correlations, and seed of its random start.
+    max_iter : int
+        ACE iteration limit, >= 1.
+    tol : float
+        ACE convergence tolerance on the correlations, >= 0.
+    seed : int
+        Seed (>= 0) of ACE's random start.
 
     Returns
     -------
     correlations : ndarray of shape (k,)
         Decreasing, in [0, 1].
     f : ndarray of shape (|X|, k), only with ``return_functions``
-        :math:`f_i` evaluated on the sorted distinct x values; zero mean, unit variance.
+        :math:`f_i` evaluated on the sorted distinct x values; zero mean, unit variance,
+        uncorrelated. Where :math:`\rho_i = 0` (e.g. independent variables) every such
+        function attains it; the one returned is zero-mean and orthonormal to the others.
     g : ndarray of shape (|Y|, k), only with ``return_functions``
         Likewise for :math:`g_i` on the distinct y values.
+
+    Raises
+    ------
+    TypeError
+        Labels of mixed kinds; ``k``, ``max_iter``, ``seed`` not integers; ``tol`` not a
+        real number; ``return_functions`` not a bool; ``method`` not a string.
+    ValueError
+        Unequal lengths, fewer than two distinct values, ``k`` out of range, unknown
+        ``method``, ``max_iter < 1``, negative ``tol`` or ``seed``.
 
     Notes
     -----
@@ -345,27 +507,27 @@ def hgr_maximal_correlation(
     >>> hgr_maximal_correlation([0, 0, 1, 1], [0, 0, 1, 1])  # Y = X
     array([1.])
     """
+    check_choice(method, "method", _METHODS)
+    check_bool(return_functions, "return_functions")
+    check_int(max_iter, "max_iter", minimum=1)
+    check_real(tol, "tol", minimum=0.0)
+    check_int(seed, "seed", minimum=0)
+    k = check_int(k, "k", minimum=1)
     x, x_classes = as_labels(x_codes, "x_codes")
     y, y_classes = as_labels(y_codes, "y_codes")
     check_same_length(x_codes=x, y_codes=y)
     kx, ky = len(x_classes), len(y_classes)
-    require_classes(kx, 2, "x_codes")
-    require_classes(ky, 2, "y_codes")
-    if not 1 <= k <= min(kx, ky) - 1:
+    check_n_classes(kx, 2, "x_codes")
+    check_n_classes(ky, 2, "y_codes")
+    if k > min(kx, ky) - 1:
         raise ValueError(f"k must be in [1, min(|X|, |Y|) - 1 = {min(kx, ky) - 1}], got {k}")
+    joint = _joint(x, kx, y, ky)
     if method == "ace":
-        correlations, f, g = _ace(x, kx, y, ky, k, max_iter, tol, seed)
-    elif method == "svd":
-        dtm, px, py = _divergence_transition_matrix(x, kx, y, ky)
-        left, singular, right_t = np.linalg.svd(dtm, full_matrices=False)
-        correlations = singular[:k]
-        f = right_t[:k].T / np.sqrt(px)[:, None]
-        g = left[:, :k] / np.sqrt(py)[:, None]
+        correlations, f, g = _ace(joint, k, max_iter, tol, np.random.default_rng(seed))
     else:
-        raise ValueError(f"method must be 'svd' or 'ace', got {method!r}")
-    if return_functions:
-        return correlations, f, g
-    return correlations
+        correlations, f, g = _svd_correlations(joint, k)
+    correlations = np.clip(correlations, 0.0, 1.0)
+    return (correlations, f, g) if return_functions else correlations
 
 
 def h_score_transferability(
@@ -397,15 +559,23 @@ def h_score_transferability(
         of a discretised input). ``None`` (default) treats every sample as its own input
         value, the natural reading for continuous images.
     method : {"svd", "ace"}
-        How the maximal correlations are computed when ``input_codes`` is given.
+        How the maximal correlations are computed when ``input_codes`` is given
+        (checked in every call).
     rtol : float, optional
         Pseudo-inverse tolerance of :func:`h_score`.
 
     Returns
     -------
     float
-        :math:`\mathfrak T \in [0, 1]` when the features are a function of the input
-        codes; higher is better.
+        :math:`\mathfrak T \in [0, 1]` (up to rounding) when the features are a function
+        of the input codes, always the case with ``input_codes=None``; higher is better.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`h_score` and :func:`hgr_maximal_correlation`; ValueError also when
+        ``input_codes`` has a single value or carries no information about the labels
+        (:math:`\|\tilde B\|_F^2 \le 10^{-12}`, the optimum is 0).
 
     Notes
     -----
@@ -434,6 +604,7 @@ def h_score_transferability(
     >>> round(h_score_transferability(x, y), 4)  # H-score / (|Y| - 1)
     0.6228
     """
+    check_choice(method, "method", _METHODS)
     score = h_score(features, target_labels, rtol=rtol)
     codes, classes = as_labels(target_labels, "target_labels")
     if input_codes is None:

@@ -10,17 +10,34 @@ from typing import Any
 
 import numpy as np
 
-from transferlib.scores._validation import as_labels, check_same_length, require_classes
+from transferlib.validation import as_labels, check_n_classes, check_same_length
 
 __all__ = ["conditional_entropy", "hardness", "nce"]
 
 
-def _joint_counts(y: np.ndarray, ky: int, z: np.ndarray, kz: int) -> np.ndarray:
-    """(ky, kz) contingency table of two code sequences via one bincount."""
-    return np.bincount(y * kz + z, minlength=ky * kz).reshape(ky, kz).astype(np.float64)
+def _conditional_entropy(y: np.ndarray, ky: int, z: np.ndarray, kz: int) -> float:
+    r""":math:`H(Y \mid Z)` of two code sequences from the counts of their joint codes."""
+    joint = z * ky + y
+    if kz * ky <= 4 * joint.shape[0]:  # a dense table is cheaper than sorting
+        counts = np.bincount(joint, minlength=kz * ky)
+        cell_codes = np.flatnonzero(counts)
+        cells = counts[cell_codes].astype(np.float64)
+    else:  # many distinct labels: count only the cells that occur
+        cell_codes, cell_counts = np.unique(joint, return_counts=True)
+        cells = cell_counts.astype(np.float64)
+    ratio = cells / np.bincount(z, minlength=kz)[cell_codes // ky]
+    # 0.0 - x, not -x: an exact zero must come out as 0.0, never -0.0.
+    return 0.0 - float((cells * np.log(ratio)).sum()) / y.shape[0]
 
 
-def conditional_entropy(target_labels: Any, source_labels: Any) -> float:
+def _codes(source_labels: Any, target_labels: Any) -> tuple[np.ndarray, int, np.ndarray, int]:
+    y, y_classes = as_labels(target_labels, "target_labels")
+    z, z_classes = as_labels(source_labels, "source_labels")
+    check_same_length(source_labels=z, target_labels=y)
+    return y, len(y_classes), z, len(z_classes)
+
+
+def conditional_entropy(*, target_labels: Any, source_labels: Any) -> float:
     r"""Conditional entropy :math:`H(Y \mid Z)` of two label sequences, in nats.
 
     With the empirical joint :math:`\hat P(y, z) = \frac1n |\{i : y_i = y, z_i = z\}|`
@@ -29,20 +46,30 @@ def conditional_entropy(target_labels: Any, source_labels: Any) -> float:
     .. math:: H(Y \mid Z) = -\sum_{y, z} \hat P(y, z) \log \frac{\hat P(y, z)}{\hat P(z)}
               \qquad \text{(eq. 7)}
 
-    with the convention :math:`0 \log 0 = 0` (empty cells contribute nothing).
+    with the convention :math:`0 \log 0 = 0` (empty cells contribute nothing). The
+    arguments are keyword-only, so the order of :math:`H(Y \mid Z)` can never be swapped
+    by accident.
 
     Parameters
     ----------
     target_labels : array-like of shape (n,)
-        Labels :math:`Y` of the target task; any integers, strings or bools.
+        Labels :math:`Y` of the target task; numbers, strings or bools (one kind).
     source_labels : array-like of shape (n,)
         Labels :math:`Z` of the source task for the same inputs, in the same order.
 
     Returns
     -------
     float
-        :math:`H(Y \mid Z) \in [0, \log |\mathcal Y|]`; 0 when :math:`Y` is a function of
-        :math:`Z`, :math:`H(Y)` when the two are independent.
+        :math:`H(Y \mid Z) \in [0, \log |\mathcal Y|]`; exactly ``0.0`` (never ``-0.0``)
+        when :math:`Y` is a function of :math:`Z`, :math:`H(Y)` when the two are
+        independent.
+
+    Raises
+    ------
+    TypeError
+        Labels that mix kinds (``0`` and ``'0'``) or are not numbers, strings or bools.
+    ValueError
+        Empty, non-1-D or NaN labels, or sequences of different lengths.
 
     Notes
     -----
@@ -55,21 +82,13 @@ def conditional_entropy(target_labels: Any, source_labels: Any) -> float:
 
     Examples
     --------
-    >>> conditional_entropy([0, 0, 1, 1], ["a", "b", "a", "b"])  # independent: H(Y) = log 2
+    >>> conditional_entropy(target_labels=[0, 0, 1, 1], source_labels=["a", "b", "a", "b"])
     0.6931471805599453
     """
-    y, y_classes = as_labels(target_labels, "target_labels")
-    z, z_classes = as_labels(source_labels, "source_labels")
-    n = check_same_length(target_labels=y, source_labels=z)
-    joint = _joint_counts(y, len(y_classes), z, len(z_classes)) / n
-    marginal = joint.sum(axis=0, keepdims=True)
-    nonzero = joint > 0
-    ratio = joint[nonzero] / np.broadcast_to(marginal, joint.shape)[nonzero]
-    # 0.0 - x, not -x: an exact zero must come out as 0.0, never -0.0.
-    return 0.0 - float((joint[nonzero] * np.log(ratio)).sum())
+    return _conditional_entropy(*_codes(source_labels, target_labels))
 
 
-def nce(target_labels: Any, source_labels: Any) -> float:
+def nce(source_labels: Any, target_labels: Any) -> float:
     r"""Negative conditional entropy :math:`\mathrm{NCE}(Y \mid Z) = -H(Y \mid Z)`.
 
     Tran et al. (2019) show (Theorem 1) that the log-likelihood of the source
@@ -78,15 +97,22 @@ def nce(target_labels: Any, source_labels: Any) -> float:
 
     Parameters
     ----------
+    source_labels : array-like of shape (n,)
+        Source labels :math:`Z` of the target inputs (for a source model: its arg-max
+        predictions).
     target_labels : array-like of shape (n,)
         Target labels :math:`Y`; at least two classes.
-    source_labels : array-like of shape (n,)
-        Source labels :math:`Z` (for a source model: its arg-max predictions).
 
     Returns
     -------
     float
-        :math:`-H(Y \mid Z) \le 0`, in nats. Higher is better.
+        :math:`-H(Y \mid Z) \in [-\log|\mathcal Y|, 0]`, in nats; exactly ``0.0`` when
+        :math:`Y` is a function of :math:`Z`. Higher is better.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`conditional_entropy`; ValueError also for a single target class.
 
     See Also
     --------
@@ -94,12 +120,14 @@ def nce(target_labels: Any, source_labels: Any) -> float:
 
     Examples
     --------
-    >>> nce([0, 0, 1, 1], [5, 5, 7, 7])  # Y is a function of Z: nothing left to explain
+    >>> nce([5, 5, 7, 7], [0, 0, 1, 1])  # Y is a function of Z: nothing left to explain
     0.0
+    >>> round(nce([5, 7, 5, 7], [0, 0, 1, 1]), 6)  # independent: -H(Y) = -log 2
+    -0.693147
     """
-    _, classes = as_labels(target_labels, "target_labels")
-    require_classes(len(classes), 2)
-    return 0.0 - conditional_entropy(target_labels, source_labels)  # 0.0 - x avoids -0.0
+    y, ky, z, kz = _codes(source_labels, target_labels)
+    check_n_classes(ky, 2, "target_labels")
+    return 0.0 - _conditional_entropy(y, ky, z, kz)  # 0.0 - x avoids -0.0
 
 
 def hardness(labels: Any) -> float:
@@ -120,10 +148,15 @@ def hardness(labels: Any) -> float:
     float
         :math:`H(Z) \in [0, \log |\mathcal Z|]`.
 
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`conditional_entropy`.
+
     Examples
     --------
     >>> round(hardness(["cat", "dog", "dog", "dog"]), 6)
     0.562335
     """
-    codes, _ = as_labels(labels, "labels")
-    return conditional_entropy(codes, np.zeros_like(codes))
+    codes, classes = as_labels(labels, "labels")
+    return _conditional_entropy(codes, len(classes), np.zeros_like(codes), 1)

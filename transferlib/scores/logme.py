@@ -7,30 +7,22 @@ Transfer Learning", ICML 2021.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import warnings
 from typing import Any
 
 import numpy as np
 
-from transferlib.scores._backend import Namespace, namespace
-from transferlib.scores._validation import (
-    as_features,
-    as_labels,
-    check_same_length,
-    require_classes,
-)
+from transferlib.scores._backend import Namespace
+from transferlib.scores._inputs import feature_inputs, normalised
+from transferlib.validation import check_choice, check_int, check_real
 
 __all__ = ["logme"]
 
-
-@dataclass(frozen=True)
-class _Evidence:
-    """Per-class converged hyper-parameters and log evidences (for tests and diagnostics)."""
-
-    alpha: np.ndarray
-    beta: np.ndarray
-    log_evidence: np.ndarray
-    iterations: int
+_GRAMS = ("auto", "features", "samples")
+#: gamma (an effective number of parameters) within this of 0, or of n, means the iterates
+#: head for a boundary of (alpha, beta), which they approach only slowly; its limit is then
+#: evaluated in closed form.
+_GAMMA_EDGE = 1e-3
 
 
 def _spectrum(
@@ -42,9 +34,10 @@ def _spectrum(
 
     ``gram="features"`` decomposes the :math:`D \times D` matrix :math:`F^\top F` and uses
     :math:`u_i = F v_i / \sqrt{\sigma_i}`; ``"samples"`` decomposes the :math:`n \times n`
-    matrix :math:`F F^\top` whose eigenvectors are the :math:`u_i` directly. The outside
-    part is formed explicitly (one GEMM) rather than as :math:`\|y\|^2 - \|z\|^2`, whose
-    cancellation error would be multiplied by a large :math:`\beta`.
+    matrix :math:`F F^\top` whose eigenvectors are the :math:`u_i` directly. Eigenvalues
+    at or below ``rtol`` times the largest count as zeros. The outside part is formed
+    explicitly (one GEMM) rather than as :math:`\|y\|^2 - \|z\|^2`, whose cancellation
+    error would be multiplied by a large :math:`\beta`.
     """
     if gram == "features":
         sigma, v = xp.eigh(f.T @ f)
@@ -64,67 +57,74 @@ def _spectrum(
 
 
 def _fixed_point(
-    xp: Namespace, sigma: Any, z: Any, outside: Any, n: int, d: int, max_iter: int, tol: float
-) -> _Evidence:
-    r"""MacKay's evidence fixed point for all target columns at once (You et al. Alg. 1).
+    xp: Namespace, sigma: Any, z: Any, outside: Any, n: int, max_iter: int, tol: float
+) -> tuple[Any, Any, Any]:
+    r"""Per-class log evidence at MacKay's fixed point, for all target columns at once
+    (You et al. Alg. 1), whether each class converged, and whether it heads for a
+    boundary of :math:`(\alpha, \beta)` (see :func:`_boundary_evidence`).
 
-    Stops when no class's per-sample log evidence moves by more than ``tol``; this is
-    robust when a class is best explained by :math:`w = 0`, where :math:`\alpha` keeps
-    growing geometrically while the evidence has converged.
+    A class has converged when its per-sample log evidence moves by less than ``tol``
+    between iterations; iteration stops when every class has converged or heads for a
+    boundary.
     """
-    k = z.shape[1]
     sigma_col = sigma[:, None]
     z2 = z * z
+    r = sigma.shape[0]
 
     def evaluate(alpha: Any, beta: Any) -> tuple[Any, Any, Any, Any]:
         denominator = alpha + beta * sigma_col
         gamma = xp.sum(beta * sigma_col / denominator, axis=0)
         m2 = xp.sum(beta**2 * sigma_col * z2 / denominator**2, axis=0)
         residual2 = xp.sum((alpha * z / denominator) ** 2, axis=0) + outside
-        # log|A| over all D directions: the D - r null directions of F give log(alpha).
-        log_det = xp.sum(xp.log(denominator), axis=0) + (d - sigma.shape[0]) * xp.log(alpha)
+        # log|A| over all D directions: the D - r null directions of F give log(alpha),
+        # so only r of the D/2 log(alpha) prior terms remain.
         evidence = (
             0.5 * n * xp.log(beta)
-            + 0.5 * d * xp.log(alpha)
+            + 0.5 * r * xp.log(alpha)
             - 0.5 * n * math.log(2 * math.pi)
             - 0.5 * beta * residual2
             - 0.5 * alpha * m2
-            - 0.5 * log_det
+            - 0.5 * xp.sum(xp.log(denominator), axis=0)
         )
         return gamma, m2, residual2, evidence
 
-    alpha = xp.asarray(np.ones(k))
-    beta = xp.asarray(np.ones(k))
+    alpha = beta = xp.asarray(np.ones(z.shape[1]))
     gamma, m2, residual2, evidence = evaluate(alpha, beta)
-    iterations = 0
-    for iterations in range(1, max_iter + 1):
+    converged = to_boundary = None
+    for _ in range(max_iter):
         alpha = gamma / xp.maximum(m2, 1e-300)
-        beta = (n - gamma) / xp.maximum(residual2, 1e-300)
+        beta = (n - gamma) / residual2
         gamma, m2, residual2, new_evidence = evaluate(alpha, beta)
-        change = xp.item(xp.max(xp.abs(new_evidence - evidence))) / n
+        converged = xp.abs(new_evidence - evidence) < tol * n
+        # gamma (effective number of parameters, in [0, rank]) shows where a slow class
+        # is heading: 0 is w = 0 (alpha -> inf); with rank n, n is an exact fit
+        # (beta -> inf)
+        to_boundary = (gamma < _GAMMA_EDGE) | ((n - gamma < _GAMMA_EDGE) & (r == n))
         evidence = new_evidence
-        if change < tol:
+        if bool((converged | to_boundary).all()):
             break
-    return _Evidence(xp.to_numpy(alpha), xp.to_numpy(beta), xp.to_numpy(evidence), iterations)
+    return evidence, converged, to_boundary
 
 
-def _logme_evidence(
-    features: Any, target_labels: Any, gram: str, rtol: float | None, max_iter: int, tol: float
-) -> _Evidence:
-    xp = namespace(features)
-    f = as_features(features, xp)
-    codes, classes = as_labels(target_labels, "target_labels")
-    n, d = check_same_length(features=f, target_labels=codes), f.shape[1]
-    require_classes(len(classes), 2)
-    if gram == "auto":
-        gram = "features" if d <= n else "samples"
-    if gram not in ("features", "samples"):
-        raise ValueError(f"gram must be 'auto', 'features' or 'samples', got {gram!r}")
-    codes_xp = xp.asarray(codes, "int")
-    targets = xp.one_hot(codes_xp, len(classes))
-    tol_rank = max(n, d) * float(np.finfo(np.float64).eps) if rtol is None else rtol
-    sigma, z, outside = _spectrum(xp, f, codes_xp, targets, gram, tol_rank)
-    return _fixed_point(xp, sigma, z, outside, n, d, max_iter, tol)
+def _boundary_evidence(xp: Namespace, sigma: Any, z: Any, counts: Any, n: int) -> Any:
+    r"""Per-class supremum of the evidence on the boundary of :math:`(\alpha, \beta)`.
+
+    :math:`\alpha \to \infty` (:math:`w = 0`, noise only, :math:`\beta = n/\|y\|^2`):
+    :math:`\frac n2 \log\frac{n}{\|y\|^2} - \frac n2 \log 2\pi - \frac n2`.
+    :math:`\beta \to \infty`, reachable with a finite value only when
+    :math:`\mathrm{rank}\,F = n`: :math:`y \sim \mathcal N(0, FF^\top/\alpha)`, maximised
+    at :math:`\alpha = n/q`, :math:`q = \sum_i z_i^2/\sigma_i`:
+    :math:`-\frac n2 \log 2\pi - \frac12 \sum_i \log\sigma_i + \frac n2 \log\frac nq
+    - \frac n2`. The fixed point approaches either only slowly (geometrically in
+    :math:`\alpha`, like :math:`1/\beta`), so they are evaluated directly.
+    """
+    constant = -0.5 * n * (math.log(2 * math.pi) + 1.0)
+    noise_only = 0.5 * n * xp.log(n / counts) + constant
+    if sigma.shape[0] < n:
+        return noise_only
+    q = xp.sum(z * z / sigma[:, None], axis=0)
+    interpolating = 0.5 * n * xp.log(n / q) - 0.5 * xp.item(xp.sum(xp.log(sigma))) + constant
+    return xp.where(interpolating > noise_only, interpolating, noise_only)
 
 
 def logme(
@@ -169,16 +169,38 @@ def logme(
         Decompose :math:`F^\top F` (:math:`D \times D`) or :math:`FF^\top`
         (:math:`n \times n`); ``"auto"`` takes the smaller. Both give the same value.
     rtol : float, optional
-        Eigenvalues below ``rtol * max`` are treated as exact zeros (they then enter
-        :math:`\log|A|` as :math:`\log\alpha`). Default ``max(n, D) * eps``.
-    max_iter, tol : int, float
-        Fixed-point limit, and tolerance on the change of every class's per-sample log
-        evidence between iterations.
+        Eigenvalues at or below ``rtol * max`` (``rtol`` in [0, 1)) are treated as exact
+        zeros (they then enter :math:`\log|A|` as :math:`\log\alpha`). Default
+        ``max(n, D) * eps``; ``rtol=0`` keeps every positive eigenvalue, rounding noise
+        included.
+    max_iter : int
+        Fixed-point iteration limit, >= 1. If it is reached before a class converges
+        (or heads for a boundary, see Notes), a RuntimeWarning says so and the evidence
+        of the last iterate is returned.
+    tol : float
+        Tolerance (>= 0) on the change of every class's per-sample log evidence between
+        iterations.
 
     Returns
     -------
     float
-        LogME (nats per sample, averaged over classes).
+        LogME (nats per sample, averaged over classes); scale invariant (the prior
+        precision absorbs the scale), so features of any magnitude give the same value.
+        All-zero features give the evidence of the noise-only model.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric features, labels of mixed kinds, parameters of the wrong type.
+    ValueError
+        Wrong shapes or lengths, NaN/inf, fewer than two classes, parameters out of
+        range, and **unbounded evidence**: when a one-hot target column lies in the
+        range of :math:`F` (its part outside the range is at or below ``rtol`` times its
+        squared norm) and :math:`n > \mathrm{rank}\,F`, the evidence grows without
+        bound as :math:`\beta \to \infty` (a linear head fits that class exactly and the
+        noise-free model is infinitely more likely); LogME would be :math:`+\infty`. This
+        is raised rather than returned so that an infinite score never enters an
+        average unnoticed; such features separate the classes perfectly.
 
     Notes
     -----
@@ -188,7 +210,17 @@ def logme(
     :math:`O(nD\min(n,D) + \min(n,D)^3)`. When :math:`n < D`, :math:`F^\top F` has
     :math:`D - r` zero eigenvalues whose :math:`\log(\alpha + \beta\cdot 0)` terms are kept
     here; a widely copied implementation sums :math:`\log|A|` over the :math:`n` non-zero
-    singular values only, which changes the evidence whenever :math:`n < D`.
+    singular values only, which changes the evidence whenever :math:`n < D`. Features
+    of extreme magnitude are first scaled by an exact power of two.
+
+    Boundaries: the maximum may lie on the boundary of :math:`(\alpha, \beta)`, where
+    the fixed point converges only slowly: :math:`\alpha \to \infty` (the class is best
+    explained by :math:`w = 0`; the effective number of parameters :math:`\gamma \to 0`)
+    and, when :math:`\mathrm{rank}\,F = n`, :math:`\beta \to \infty` (an exact fit,
+    :math:`\gamma \to n`). Once :math:`\gamma` is within :math:`10^{-3}` of either end,
+    the class's evidence is the larger of the iterate and the boundary's limit in closed
+    form (noise-only model; :math:`y \sim \mathcal N(0, FF^\top/\alpha)` at the best
+    :math:`\alpha`). All-zero features leave only the noise-only model.
 
     References
     ----------
@@ -203,6 +235,39 @@ def logme(
     >>> round(logme(x, y), 4)
     -0.5605
     """
-    evidence = _logme_evidence(features, target_labels, gram, rtol, max_iter, tol)
-    n = as_labels(target_labels, "target_labels")[0].shape[0]
-    return float(np.mean(evidence.log_evidence) / n)
+    check_choice(gram, "gram", _GRAMS)
+    rtol = check_real(rtol, "rtol", minimum=0.0, maximum=1.0, strict_maximum=True, allow_none=True)
+    check_int(max_iter, "max_iter", minimum=1)
+    check_real(tol, "tol", minimum=0.0)
+    xp, f, codes, k = feature_inputs(features, target_labels)
+    n, d = f.shape
+    f, _, exponent = normalised(xp, xp.asarray(f))  # float64: no centring pass to convert in
+    if gram == "auto":
+        gram = "features" if d <= n else "samples"
+    targets = xp.one_hot(codes, k)
+    tol_rank = max(n, d) * float(np.finfo(np.float64).eps) if rtol is None else rtol
+    sigma, z, outside = _spectrum(xp, f, codes, targets, gram, tol_rank)
+    # the eigenvalues of (2**-r F)^T (2**-r F): the fixed point then starts at alpha = 1
+    # relative to the feature scale, so every scale reaches the same maximum
+    sigma = xp.ldexp(sigma, -2 * exponent)
+    in_range = outside <= tol_rank * xp.sum(targets, axis=0)  # ||y_c||^2 = n_c
+    if n > sigma.shape[0] and bool(in_range.any()):
+        raise ValueError(
+            f"logme: the evidence is unbounded (LogME = +inf) because target class "
+            f"{int(xp.argmax(in_range * 1.0))} lies in the span of the features with "
+            f"n={n} > rank={sigma.shape[0]}: a linear head fits it exactly"
+        )
+    counts = xp.sum(targets, axis=0)
+    boundary = _boundary_evidence(xp, sigma, z, counts, n)
+    if sigma.shape[0] == 0:  # all-zero features: only the noise model remains
+        return xp.item(xp.sum(boundary)) / (k * n)
+    evidence, converged, to_boundary = _fixed_point(xp, sigma, z, outside, n, max_iter, tol)
+    if bool((~converged & ~to_boundary).any()):
+        warnings.warn(
+            f"logme: the evidence fixed point did not converge to tol={tol:g} within "
+            f"max_iter={max_iter} iterations; the value is that of the last iterate",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    evidence = xp.where(to_boundary & (boundary > evidence), boundary, evidence)
+    return xp.item(xp.sum(evidence)) / (k * n)

@@ -7,11 +7,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from transferlib.scores._backend import is_torch, namespace
-from transferlib.scores._validation import as_features, as_labels, check_same_length
+import numpy as np
+
+from transferlib.scores._backend import namespace
+from transferlib.scores._inputs import normalised
 from transferlib.scores.leep import leep
+from transferlib.validation import (
+    as_float_array,
+    as_labels,
+    check_choice,
+    check_int,
+    check_n_classes,
+    check_real,
+    check_same_length,
+)
 
 __all__ = ["nleep"]
+
+_COVARIANCES = ("full", "diag", "tied", "spherical")
+
+
+def _canonical_order(f: np.ndarray) -> np.ndarray:
+    """A row order that depends only on the set of rows: by the first column, ties broken
+    lexicographically by the full rows (identical rows are interchangeable)."""
+    order = np.argsort(f[:, 0], kind="stable")
+    first = f[order, 0]
+    if np.any(first[1:] == first[:-1]):
+        order = np.lexsort(f.T[::-1])
+    return order
 
 
 def nleep(
@@ -45,24 +68,41 @@ def nleep(
     target_labels : array-like of shape (n,)
         Target labels; at least two classes.
     components_per_class : int
-        Mixture components per target class; Li et al. use 5 (their ablation shows the
-        ranking is stable across this choice).
+        Mixture components per target class, >= 1; Li et al. use 5 (their ablation shows
+        the ranking is stable across this choice).
     variance : float
-        Fraction of variance kept by PCA, in (0, 1]; Li et al. use 0.8.
+        Fraction of variance kept by PCA, in (0, 1] (1 skips PCA); Li et al. use 0.8.
     covariance_type : {"full", "diag", "tied", "spherical"}
         Passed to ``sklearn.mixture.GaussianMixture``.
     seed : int
-        Random state of PCA and of the mixture initialisation.
+        Random state (>= 0) of PCA and of the mixture initialisation.
     max_iter : int
-        EM iterations.
+        EM iterations, >= 1.
 
     Returns
     -------
     float
-        N-LEEP in nats, :math:`\le 0`.
+        N-LEEP in nats, :math:`\le 0`. For a fixed ``seed`` it depends only on the set of
+        (feature row, label) pairs, not on their order, and not on the scale of the
+        features. Features identical on every row give :math:`-H(Y)` (every posterior is
+        the same, so the EEP is the label prior).
+
+    Raises
+    ------
+    TypeError
+        Non-numeric features, labels of mixed kinds, parameters of the wrong type.
+    ValueError
+        Wrong shapes or lengths, NaN/inf, fewer than two classes, more mixture
+        components than samples, parameters out of range.
 
     Notes
     -----
+    Conventions that make the value well defined: the rows are put into a canonical
+    order (by their values) before PCA and EM, whose initialisation otherwise depends
+    on the row order; and the centred features are divided by their root-mean-square
+    value before PCA, so the mixture's covariance regulariser ``reg_covar = 1e-6`` is
+    relative to the mean feature variance rather than absolute.
+
     Cost is dominated by EM: :math:`O(\text{iter} \cdot n\, m\, p^2)` for ``"full"``
     covariances with :math:`m` components in :math:`p` PCA dimensions.
 
@@ -79,25 +119,35 @@ def nleep(
     >>> round(nleep(x, y, components_per_class=1), 4)
     -0.4791
     """
-    from sklearn.decomposition import PCA
-    from sklearn.mixture import GaussianMixture
-
-    if not 0 < variance <= 1:
-        raise ValueError(f"variance must be in (0, 1], got {variance}")
-    if components_per_class < 1:
-        raise ValueError(f"components_per_class must be >= 1, got {components_per_class}")
-    f = as_features(features.detach().cpu() if is_torch(features) else features, namespace())
+    check_int(components_per_class, "components_per_class", minimum=1)
+    check_real(variance, "variance", minimum=0.0, maximum=1.0, strict_minimum=True)
+    check_choice(covariance_type, "covariance_type", _COVARIANCES)
+    check_int(seed, "seed", minimum=0, maximum=2**32 - 1)
+    check_int(max_iter, "max_iter", minimum=1)
+    f = as_float_array(features, "features", numpy=True)
     codes, classes = as_labels(target_labels, "target_labels")
     n = check_same_length(features=f, target_labels=codes)
+    check_n_classes(len(classes), 2, "target_labels")
     n_components = components_per_class * len(classes)
     if n_components > n:
         raise ValueError(
-            f"{n_components} mixture components need at least as many samples, got n={n}"
+            f"components_per_class * |Y| = {n_components} mixture components need at least "
+            f"as many samples, got n={n}"
         )
+    from sklearn.decomposition import PCA
+    from sklearn.mixture import GaussianMixture
+
+    order = _canonical_order(f)
+    f, codes = normalised(namespace(f), f[order])[0], codes[order]
+    centred = f - f.mean(axis=0)
+    spread = float(np.sqrt(np.mean(centred * centred)))
+    if spread == 0.0:  # one distinct row: every posterior is the same
+        return leep(np.ones((n, 1)), codes)
+    centred /= spread
     if variance < 1:
-        reduced = PCA(n_components=variance, svd_solver="full", random_state=seed).fit_transform(f)
-    else:
-        reduced = f
+        centred = PCA(n_components=variance, svd_solver="full", random_state=seed).fit_transform(
+            centred
+        )
     mixture = GaussianMixture(
         n_components=n_components,
         covariance_type=covariance_type,
@@ -105,5 +155,5 @@ def nleep(
         max_iter=max_iter,
         reg_covar=1e-6,
     )
-    posteriors = mixture.fit(reduced).predict_proba(reduced)
-    return leep(posteriors, target_labels)
+    posteriors = mixture.fit(centred).predict_proba(centred)
+    return leep(posteriors, codes)

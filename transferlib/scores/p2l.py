@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 
 from transferlib.scores._backend import namespace
-from transferlib.scores._validation import as_features
+from transferlib.scores._inputs import normalised
+from transferlib.validation import (
+    as_float_array,
+    binary_exponent,
+    check_choice,
+    check_int,
+    check_real,
+)
 
 __all__ = ["METRICS", "KFit", "dataset_embedding", "divergence", "embedding_divergence", "fit_k"]
 
@@ -36,46 +43,49 @@ def dataset_embedding(features: Any, eps: float = 1e-10) -> np.ndarray:
         Non-negative per-sample features of the reference model (e.g. after ReLU).
         Torch input is averaged on its device; the result is NumPy.
     eps : float
-        Smoothing added to every component, :math:`\ge 0`.
+        Smoothing added to every component, finite and :math:`\ge 0`.
 
     Returns
     -------
     ndarray of shape (d,)
-        Positive (for ``eps > 0``) vector summing to 1.
+        Positive (for ``eps > 0``) vector summing to 1; invariant to the scale of the
+        features. A huge ``eps`` gives the uniform vector.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric features, ``eps`` not a real number.
+    ValueError
+        Features not 2-D, empty, NaN/inf, negative or all zero; ``eps`` negative or
+        not finite.
 
     Examples
     --------
     >>> dataset_embedding([[1.0, 0.0, 3.0], [3.0, 0.0, 1.0]], eps=0.0)
     array([0.5, 0. , 0.5])
     """
-    if not np.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a non-negative finite number, got {eps}")
+    eps = check_real(eps, "eps", minimum=0.0)
     xp = namespace(features)
-    f = as_features(features, xp)
+    f = as_float_array(features, "features")
     if xp.item(xp.min(f)) < 0:
         raise ValueError("features must be non-negative (e.g. post-ReLU) for a dataset embedding")
-    mean = xp.to_numpy(xp.sum(f, axis=0)) / f.shape[0]
+    # scaled by an exact power of two first: the embedding is scale invariant, and the
+    # column sums of features near 1e308 would overflow
+    mean = xp.to_numpy(xp.sum(normalised(xp, f)[0], axis=0)) / f.shape[0]
     total = mean.sum()
     if total <= 0:
         raise ValueError("features are all zero; the embedding cannot be L1-normalised")
-    return (mean / total + eps) / (1.0 + mean.shape[0] * eps)
-
-
-def _as_vectors(x: Any, name: str, ndim: tuple[int, ...]) -> np.ndarray:
-    arr = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float64)
-    if arr.ndim not in ndim:
-        raise ValueError(f"{name} must be {' or '.join(f'{d}-D' for d in ndim)}, got {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    return arr
+    d = mean.shape[0]
+    # (share + eps) / (1 + d eps), written so that a huge eps gives 1/d instead of inf/inf
+    smoothing = 1.0 / (1.0 / eps + d) if eps > 0 else 0.0
+    return mean / total / (1.0 + d * eps) + smoothing
 
 
 def _kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     support = p > 0
-    terms = np.where(support, p * np.log(np.where(support, p, 1.0) / np.where(support, q, 1.0)), 0)
-    return terms.sum(axis=-1)
+    # log p - log q, not log(p / q): the ratio overflows when q is subnormal
+    logs = np.log(np.where(support, p, 1.0)) - np.log(np.where(support, q, 1.0))
+    return np.where(support, p * logs, 0.0).sum(axis=-1)
 
 
 def divergence(p: Any, q: Any, metric: str = "kl") -> float | np.ndarray:
@@ -105,23 +115,33 @@ def divergence(p: Any, q: Any, metric: str = "kl") -> float | np.ndarray:
     Returns
     -------
     float or ndarray of shape (m,)
-        A float for 1-D ``q``, an array for 2-D ``q``.
+        A float for 1-D ``q``, an array for 2-D ``q``; finite.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric input, ``metric`` not a string.
+    ValueError
+        Unknown ``metric``, wrong shapes, NaN/inf, non-distributions for the
+        distribution metrics, zeros of ``q`` where ``p > 0`` for KL, and a Euclidean or
+        city-block distance beyond the float64 range (inputs near 1e308 of opposite signs).
 
     Notes
     -----
     ``"kl"``, ``"jsd"`` and ``"chi2"`` need distributions (non-negative, summing to 1
     within 1e-6); KL is taken target-to-source and needs :math:`q_j > 0` wherever
-    :math:`p_j > 0` (use ``eps > 0`` in :func:`dataset_embedding`). Cost :math:`O(md)`.
+    :math:`p_j > 0` (use ``eps > 0`` in :func:`dataset_embedding`). The two norms are
+    computed on inputs scaled by an exact power of two, so inputs of any magnitude work.
+    Cost :math:`O(md)`.
 
     Examples
     --------
     >>> divergence([0.5, 0.5], [[0.25, 0.75], [0.5, 0.5]], "cityblock")
     array([0.5, 0. ])
     """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    p_arr = _as_vectors(p, "p", (1,))
-    q_arr = _as_vectors(q, "q", (1, 2))
+    check_choice(metric, "metric", METRICS)
+    p_arr = as_float_array(p, "p", ndim=1, numpy=True)
+    q_arr = as_float_array(q, "q", ndim=(1, 2), numpy=True)
     if q_arr.shape[-1] != p_arr.shape[0]:
         raise ValueError(f"dimension mismatch: p has {p_arr.shape[0]}, q has {q_arr.shape[-1]}")
     if metric in _DISTRIBUTION_METRICS:
@@ -145,15 +165,27 @@ def divergence(p: Any, q: Any, metric: str = "kl") -> float | np.ndarray:
         total = p_arr + q_arr
         ratio = np.where(total > 0, (p_arr - q_arr) ** 2 / np.where(total > 0, total, 1.0), 0.0)
         result = 0.5 * ratio.sum(axis=-1)
-    elif metric == "euclidean":
-        result = np.sqrt(((p_arr - q_arr) ** 2).sum(axis=-1))
     else:
-        result = np.abs(p_arr - q_arr).sum(axis=-1)
+        exponent = binary_exponent(max(float(np.abs(p_arr).max()), float(np.abs(q_arr).max())))
+        difference = np.abs(np.ldexp(p_arr, -exponent) - np.ldexp(q_arr, -exponent))
+        if metric == "euclidean":
+            result = np.sqrt((difference * difference).sum(axis=-1))
+        else:
+            result = difference.sum(axis=-1)
+        result = np.ldexp(result, exponent)
+        if not np.all(np.isfinite(result)):
+            raise ValueError(f"the {metric} distance of p and q exceeds the float64 range")
     return float(result) if q_arr.ndim == 1 else np.asarray(result)
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
-    """z-score along the last axis; a constant vector carries no ranking information -> 0."""
+    """z-score along the last axis; a constant vector carries no ranking information -> 0.
+
+    Each vector is first scaled by an exact power of two that brings its largest entry
+    near 1 (the z-score is scale invariant), so values near 1e308 do not overflow.
+    """
+    largest = np.max(np.abs(x), axis=-1, keepdims=True)
+    x = np.ldexp(x, -np.frexp(largest)[1])
     std = x.std(axis=-1, keepdims=True)
     centred = x - x.mean(axis=-1, keepdims=True)
     return np.where(std > 0, centred / np.where(std > 0, std, 1.0), 0.0)
@@ -177,32 +209,50 @@ def embedding_divergence(source_sizes: Any, divergences: Any, k: float) -> np.nd
     divergences : array-like of shape (m,) or (t, m)
         :math:`D(t, s)` for each source (one row per target when 2-D).
     k : float
-        Balance between size and divergence.
+        Balance between size and divergence, finite.
 
     Returns
     -------
     ndarray of shape (m,) or (t, m)
-        Scores; rank sources by decreasing value.
+        Scores; rank sources by decreasing value. Finite: the z-scores are computed on
+        inputs scaled by exact powers of two, so values of any magnitude work.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric input, ``k`` not a real number.
+    ValueError
+        Wrong or mismatched shapes, NaN/inf, fewer than two sources, non-positive
+        sizes, and a ``k`` so large that :math:`k \cdot z(D)` overflows float64.
 
     Examples
     --------
     >>> embedding_divergence([1e6, 1e3, 1e4], [0.1, 0.9, 0.5], k=-1.0).round(3)
     array([ 2.561, -2.294, -0.267])
     """
-    divergence_arr = _as_vectors(divergences, "divergences", (1, 2))
-    sizes = _as_vectors(source_sizes, "source_sizes", (1, 2))
-    if sizes.shape[-1] != divergence_arr.shape[-1]:
-        raise ValueError(
-            f"length mismatch: source_sizes has {sizes.shape[-1]} sources, "
-            f"divergences has {divergence_arr.shape[-1]}"
-        )
+    k = check_real(k, "k")
+    divergence_arr = as_float_array(divergences, "divergences", ndim=(1, 2), numpy=True)
+    sizes = _sizes(source_sizes, divergence_arr.shape)
     if divergence_arr.shape[-1] < 2:
         raise ValueError("embedding_divergence needs at least two candidate sources")
+    with np.errstate(over="ignore"):  # reported below, with the cause
+        result = _zscore(np.log(sizes)) + k * _zscore(divergence_arr)
+    if not np.all(np.isfinite(result)):
+        raise ValueError(f"k * z(divergences) overflows float64 for k={k:g}")
+    return result
+
+
+def _sizes(source_sizes: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Positive source sizes of shape (m,), or (t, m) matching 2-D divergences."""
+    sizes = as_float_array(source_sizes, "source_sizes", ndim=(1, 2), numpy=True)
+    if sizes.shape[-1] != shape[-1] or (sizes.ndim == 2 and sizes.shape[0] != shape[0]):
+        raise ValueError(
+            f"shape mismatch: source_sizes {sizes.shape} for divergences {shape}; "
+            "expected (m,) or (t, m) with the same m (and t)"
+        )
     if sizes.min() <= 0:
         raise ValueError("source_sizes must be positive")
-    if not np.isfinite(k):
-        raise ValueError(f"k must be finite, got {k}")
-    return _zscore(np.log(sizes)) + k * _zscore(divergence_arr)
+    return sizes
 
 
 @dataclass(frozen=True)
@@ -248,8 +298,8 @@ def fit_k(
         :math:`D(t, s)` and the ground-truth improvement (eq. 1; accuracy, or any
         quantity where larger is better) for each training target and source.
     k_grid : array-like, optional
-        Candidate values; default ``numpy.linspace(-5, 5, 101)`` (both signs, so the
-        data decide the orientation).
+        Finite candidate values (1-D, non-empty); default ``numpy.linspace(-5, 5, 101)``
+        (both signs, so the data decide the orientation).
     top : int
         :math:`T`, the number of best sources whose order is scored, ``2 <= top <= m``.
 
@@ -257,22 +307,32 @@ def fit_k(
     -------
     KFit
         ``k``, ``grid`` and ``mean_spearman`` (one value per grid point, e.g. to plot
-        P2L Fig. 1), and ``top``.
+        P2L Fig. 1), and ``top``. A target whose top improvements are all equal carries
+        no ranking information and contributes a Spearman correlation of 0.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric input, ``top`` not an integer.
+    ValueError
+        Wrong or mismatched shapes, NaN/inf, ``top`` out of range, non-positive sizes.
     """
-    divergence_arr = _as_vectors(divergences, "divergences", (2,))
-    improvement_arr = _as_vectors(improvements, "improvements", (2,))
+    divergence_arr = as_float_array(divergences, "divergences", ndim=2, numpy=True)
+    improvement_arr = as_float_array(improvements, "improvements", ndim=2, numpy=True)
     if divergence_arr.shape != improvement_arr.shape:
         raise ValueError(
             f"shape mismatch: divergences {divergence_arr.shape}, "
             f"improvements {improvement_arr.shape}"
         )
-    n_sources = divergence_arr.shape[1]
-    if not 2 <= top <= n_sources:
-        raise ValueError(f"top must be in [2, {n_sources}], got {top}")
-    grid = np.linspace(-5, 5, 101) if k_grid is None else _as_vectors(k_grid, "k_grid", (1,))
+    top = check_int(top, "top", minimum=2, maximum=divergence_arr.shape[1])
+    sizes = np.broadcast_to(_sizes(source_sizes, divergence_arr.shape), divergence_arr.shape)
+    grid = (
+        np.linspace(-5, 5, 101)
+        if k_grid is None
+        else as_float_array(k_grid, "k_grid", ndim=1, numpy=True)
+    )
     best = np.argsort(-improvement_arr, axis=1, kind="stable")[:, :top]
     truth = np.take_along_axis(improvement_arr, best, axis=1)
-    sizes = np.broadcast_to(_as_vectors(source_sizes, "source_sizes", (1, 2)), divergence_arr.shape)
     criterion = np.array(
         [
             _row_spearman(

@@ -6,7 +6,9 @@ constructor arguments, a content hash of the training and test data, the seed,
 every hyper-parameter and the code version of the training loop and the models
 (:func:`transferlib.provenance.code_version`), so a change to that code retrains.
 The device is not part of the key: a model trained on a GPU is reused on a
-CPU. Writes are atomic, so an interrupted run leaves no partial entry.
+CPU. Storage goes through :func:`transferlib.cache.load_or_build`: a network is
+trained once even when several processes ask for it, and a damaged file is
+detected and retrained.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from transferlib.cache import cache_root, config_key, load_torch, save_torch
+from transferlib.cache import config_key, load_or_build, load_torch, save_torch
 from transferlib.models import TransferModel, build_model
 from transferlib.provenance import code_version
 from transferlib.training import loop
@@ -38,25 +40,33 @@ def _data_key(data: Any) -> str | None:
     return fingerprint()
 
 
-def _model_path(cache_dir: str | Path | None, key: str) -> Path:
-    return cache_root(cache_dir) / "models" / f"{key}.pt"
-
-
 def _cached(config: Mapping[str, Any], make_model: Callable[[], TransferModel],
             run: Callable[[], TrainResult], cache_dir: str | Path | None,
             device: str | torch.device) -> TrainResult:
     key = config_key({**config, "code": code_version("transferlib.training.loop")})
-    path = _model_path(cache_dir, key)
-    if path.exists():
+
+    def save(path: Path, result: TrainResult) -> None:
+        state = {name: value.detach().cpu() for name, value in result.model.state_dict().items()}
+        history = result.history.to_dict(orient="list")
+        save_torch(path, {"state_dict": state, "history": history, "config": config_key(config)})
+
+    def load(path: Path) -> TrainResult:
         stored = load_torch(path, map_location="cpu")
         model = make_model()
         model.load_state_dict(stored["state_dict"])
         model.to(resolve_device(device)).eval()
-        return TrainResult(model=model, history=pd.DataFrame(stored["history"]), from_cache=True, key=key)
-    result = run()
-    state = {name: value.detach().cpu() for name, value in result.model.state_dict().items()}
-    save_torch(path, {"state_dict": state, "history": result.history.to_dict(orient="list"),
-                      "config": config_key(config)})
+        return TrainResult(model=model, history=pd.DataFrame(stored["history"]), from_cache=True)
+
+    result, _ = load_or_build(
+        "models",
+        key,
+        run,
+        save=save,
+        load=load,
+        suffix=".pt",
+        cache_dir=cache_dir,
+        description=f"{config['kind']} {config.get('model', config.get('source'))}",
+    )
     result.key = key
     return result
 
@@ -97,7 +107,7 @@ def train_cached(
     -------
     TrainResult
         ``from_cache`` tells whether training was skipped; ``key`` identifies
-        the configuration (use it as ``cache_key`` for extraction).
+        the configuration (and keys the network's cached outputs).
     """
     num_classes = _num_classes(train_data, test_data)
     model_kwargs = dict(model_kwargs or {})

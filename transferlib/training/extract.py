@@ -7,17 +7,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from transferlib._progress import tqdm
 
-from transferlib.cache import cache_root, config_key, fingerprint_arrays, load_npz, save_npz
+from transferlib._progress import tqdm
 from transferlib.models import TransferModel, preprocess
 from transferlib.training._inputs import check_images, image_batch
 from transferlib.training.device import resolve_device
 
-__all__ = ["EXTRACT_VERSION", "extract"]
+__all__ = ["extract"]
 
-#: Part of every feature-cache key; bump when extraction semantics change.
-EXTRACT_VERSION = "1"
 
 _BASIC = ("logits", "probs", "features")
 
@@ -91,8 +88,6 @@ def extract(
     *,
     batch_size: int = 256,
     device: str | torch.device = "auto",
-    cache_dir: str | None = None,
-    cache_key: Any = None,
     as_numpy: bool = True,
     amp: bool | None = None,
     progress: bool = False,
@@ -114,13 +109,6 @@ def extract(
     device : str or torch.device
         ``"auto"`` (see :func:`~transferlib.training.resolve_device`), ``"cpu"``,
         ``"cuda"``, ``"mps"``.
-    cache_dir, cache_key : optional
-        When either is given the result is stored under
-        ``cache_root(cache_dir)/features/`` and reused. The key combines
-        ``cache_key`` (any JSON-able description, e.g. a trained model's
-        :attr:`TrainResult.key`; default: a hash of the model's weights), the
-        outputs, a content hash of ``images`` (NumPy arrays) and
-        :data:`EXTRACT_VERSION`.
     as_numpy : bool
         Return NumPy arrays (default) or tensors on ``device``.
     amp : bool, optional
@@ -135,7 +123,8 @@ def extract(
 
     Notes
     -----
-    The model is moved to ``device`` (in channels-last layout except on MPS)
+    Nothing is cached here: :func:`transferlib.experiments.sources.network_outputs` caches each
+    output per network and image set. The model is moved to ``device`` (in channels-last layout except on MPS)
     and run in eval mode; its train/eval mode is restored afterwards.
     """
     check_images(images)
@@ -143,38 +132,26 @@ def extract(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     dev = resolve_device(device)
-    path = None
-    if cache_dir is not None or cache_key is not None:
-        identity = cache_key if cache_key is not None else {
-            "model": type(model).__name__,
-            "input_size": model.input_size,
-            "weights": fingerprint_arrays(*[t.detach().cpu() for t in model.state_dict().values()]),
-        }
-        key = config_key({
-            "identity": identity,
-            "outputs": outputs,
-            "images": fingerprint_arrays(images) if isinstance(images, np.ndarray) else None,
-            "n": len(images),
-            "version": EXTRACT_VERSION,
-        })
-        path = cache_root(cache_dir) / "features" / f"{key}.npz"
-        if path.exists():
-            stored = load_npz(path)
-            if as_numpy:
-                return stored
-            return {name: torch.from_numpy(value).to(dev) for name, value in stored.items()}
-    # channels-last is faster for convolutions with cuDNN and oneDNN (CPU)
-    channels_last = dev.type != "mps"
-    model.to(dev, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    result = batched_outputs(
-        model, images, outputs, batch_size=batch_size, device=dev,
-        amp=dev.type == "cuda" if amp is None else amp,
-        channels_last=channels_last, progress=progress,
-    )
-    if path is not None or as_numpy:
-        arrays = {name: value.cpu().numpy() for name, value in result.items()}
-        if path is not None:
-            save_npz(path, **arrays)
-        if as_numpy:
-            return arrays
-    return result
+
+    def compute() -> dict[str, torch.Tensor]:
+        # channels-last is faster for convolutions with cuDNN and oneDNN (CPU)
+        channels_last = dev.type != "mps"
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        model.to(dev, memory_format=layout)
+        return batched_outputs(
+            model,
+            images,
+            outputs,
+            batch_size=batch_size,
+            device=dev,
+            amp=dev.type == "cuda" if amp is None else amp,
+            channels_last=channels_last,
+            progress=progress,
+        )
+
+    result = compute()
+    return _to_numpy(result) if as_numpy else result
+
+
+def _to_numpy(outputs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    return {name: value.cpu().numpy() for name, value in outputs.items()}
