@@ -102,6 +102,21 @@ def test_score_names_follow_the_size_rules():
 # ------------------------------------------------------------------------------------------
 
 
+def test_unbounded_logme_is_left_out_and_the_other_scores_kept():
+    # Features that contain the class indicators: a linear head fits the task exactly, LogME is
+    # +inf; the task keeps every other score.
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 30)
+    indicators = np.stack([labels == 0, labels == 1], axis=1)
+    features = np.hstack([indicators, rng.normal(size=(60, 3))]).astype(np.float32)
+    probs = rng.dirichlet(np.ones(4), size=60).astype(np.float32)
+    out = leep._Outputs(probs=probs, features=features, inputs=torch.zeros(60), cut=None)
+    preset = leep.PRESETS["smoke"].replace({"beyond_paper_max_train": 100})
+    values = leep._score_values(preset, out, np.arange(60), labels)
+    assert np.isnan(values["logme"])
+    assert np.isfinite([values[s] for s in ("leep", "nce", "h_score", "gbc", "transrate")]).all()
+
+
 def test_correlation_table_levels_and_table1_layout():
     rng = np.random.default_rng(0)
     x = rng.normal(size=40)

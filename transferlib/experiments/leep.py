@@ -704,14 +704,20 @@ def _score_values(
     probs = out.probs[rows].astype(np.float64)
     probs /= probs.sum(1, keepdims=True)
     predicted = probs.argmax(1)  # NCE's source labels: the source model's predictions
-    names = score_names(preset, len(rows), int(np.unique(labels).size))
-    scores = compute_scores(
-        names,
-        labels,
-        source_labels=predicted,
-        source_probs=probs,
-        features=out.features[rows].astype(np.float64),
-    )
+    inputs = {
+        "source_labels": predicted,
+        "source_probs": probs,
+        "features": out.features[rows].astype(np.float64),
+    }
+    scores: dict[str, float] = {}
+    for name in score_names(preset, len(rows), int(np.unique(labels).size)):
+        try:
+            scores |= compute_scores([name], labels, **inputs)
+        except ValueError as error:
+            # LogME is +inf where a class lies in the span of rank-deficient features (a linear
+            # head fits it exactly): left out of its correlations (its "tasks" count says so)
+            if name != "logme" or "unbounded" not in str(error):
+                raise
     values = {name: scores.get(name, np.nan) for name in PAPER_SCORES + BEYOND_PAPER_SCORES}
     values["mean_log_top"] = float(np.log(probs[np.arange(len(rows)), predicted]).mean())
     return values
