@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -712,7 +713,13 @@ def _score_values(
     scores: dict[str, float] = {}
     for name in score_names(preset, len(rows), int(np.unique(labels).size)):
         try:
-            scores |= compute_scores([name], labels, **inputs)
+            with warnings.catch_warnings():
+                # LogME's fixed point stops at max_iter short of tol=1e-12 on a few tasks; its
+                # last iterate is far more precise than a correlation across tasks needs
+                warnings.filterwarnings(
+                    "ignore", "logme: the evidence fixed point did not converge", RuntimeWarning
+                )
+                scores |= compute_scores([name], labels, **inputs)
         except ValueError as error:
             # LogME is +inf where a class lies in the span of rank-deficient features (a linear
             # head fits it exactly): left out of its correlations (its "tasks" count says so)
