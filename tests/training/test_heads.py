@@ -19,8 +19,11 @@ def blobs(n, num_classes=3, dim=8, separation=4.0, seed=0):
 @pytest.mark.parametrize("method", HEAD_METHODS)
 def test_every_method_solves_an_easy_problem(method):
     x, y = blobs(240)
-    result = retrain_head(x[:160], y[:160], x[160:], y[160:], method=method, epochs=20) \
-        if method == "sgd" else retrain_head(x[:160], y[:160], x[160:], y[160:], method=method)
+    result = (
+        retrain_head(x[:160], y[:160], x[160:], y[160:], method=method, epochs=20)
+        if method == "sgd"
+        else retrain_head(x[:160], y[:160], x[160:], y[160:], method=method)
+    )
     assert isinstance(result, HeadResult)
     assert result.accuracy == 1.0 and result.macro_f1 == 1.0 and result.train_accuracy == 1.0
     assert -0.2 < result.test_log_likelihood <= 0.0
@@ -35,9 +38,13 @@ def test_logistic_matches_scikit_learn_multinomial(n_train, dim, separation):
     train_x, train_y, test_x, test_y = x[:n_train], y[:n_train], x[n_train:], y[n_train:]
     result = retrain_head(train_x, train_y, test_x, test_y, method="logistic", C=0.5, tol=1e-7)
     scaler = StandardScaler().fit(train_x)
-    reference = LogisticRegression(C=0.5, tol=1e-10, max_iter=10000).fit(scaler.transform(train_x), train_y)
+    reference = LogisticRegression(C=0.5, tol=1e-10, max_iter=10000).fit(
+        scaler.transform(train_x), train_y
+    )
     probs = reference.predict_proba(scaler.transform(test_x))
-    assert result.test_log_likelihood == pytest.approx(np.log(probs[np.arange(100), test_y]).mean(), abs=1e-4)
+    assert result.test_log_likelihood == pytest.approx(
+        np.log(probs[np.arange(100), test_y]).mean(), abs=1e-4
+    )
     assert result.accuracy == pytest.approx((probs.argmax(1) == test_y).mean())
     assert 0.3 < result.accuracy < 1.0  # a problem where the penalty matters
 
@@ -55,16 +62,23 @@ def test_batched_heads_agree_with_looped_heads(method):
         train_sets.append(np.where(keep_train, y[:200], -1))
         test_sets.append(np.where(keep_test, y[200:], -1))
     options = {"epochs": 5, "seed": 7} if method == "sgd" else {}
-    table = retrain_heads(train_x, train_sets, test_x, test_sets, method=method,
-                          task_names=list("abcd"), **options)
+    table = retrain_heads(
+        train_x, train_sets, test_x, test_sets, method=method, task_names=list("abcd"), **options
+    )
     assert table["task"].tolist() == list("abcd")
     for t, name in enumerate("abcd"):
         rows_train, rows_test = train_sets[t] >= 0, test_sets[t] >= 0
         # a task's head does not depend on the tasks that share its batch (SGD shuffles with
         # the stream [seed, task name])
-        single = retrain_heads(train_x[rows_train], [train_sets[t][rows_train]],
-                               test_x[rows_test], [test_sets[t][rows_test]], method=method,
-                               task_names=[name], **options).iloc[0]
+        single = retrain_heads(
+            train_x[rows_train],
+            [train_sets[t][rows_train]],
+            test_x[rows_test],
+            [test_sets[t][rows_test]],
+            method=method,
+            task_names=[name],
+            **options,
+        ).iloc[0]
         row = table.iloc[t]
         assert row["n_train"] == single["n_train"] and row["num_classes"] == single["num_classes"]
         for field in ("accuracy", "macro_f1", "test_log_likelihood", "train_log_likelihood"):
@@ -109,3 +123,90 @@ def test_bad_input_is_rejected():
         retrain_head(x, y.astype(float), x, y)
     with pytest.raises(ValueError, match="2 training label sets but 1"):
         retrain_heads(x, [y, y], x, [y])
+
+
+def test_binary_logistic_is_scikit_learns_binomial_model():
+    # One weight vector penalised once: a two-column softmax penalising both vectors would halve
+    # the effective penalty and give a different (less regularised) head.
+    x, y = blobs(140, num_classes=2, dim=40, separation=0.35, seed=8)
+    train_x, train_y, test_x, test_y = x[:40], y[:40], x[40:], y[40:]
+    result = retrain_head(
+        train_x, train_y, test_x, test_y, "logistic", C=0.05, tol=1e-7, max_iter=1000
+    )
+    scaler = StandardScaler().fit(train_x)
+    reference = LogisticRegression(C=0.05, tol=1e-10, max_iter=10000).fit(
+        scaler.transform(train_x), train_y
+    )
+    probs = reference.predict_proba(scaler.transform(test_x))
+    expected = np.log(probs[np.arange(len(test_y)), test_y]).mean()
+    assert result.test_log_likelihood == pytest.approx(expected, abs=1e-4)
+
+
+def test_logistic_tasks_on_different_rows_match_their_own_fits():
+    # Tasks on overlapping and disjoint subsets of the rows (solved in row groups, with the
+    # standardisation folded into the weights) agree with scikit-learn task by task.
+    x, y = blobs(400, num_classes=5, dim=12, separation=0.7, seed=2)
+    rng = np.random.default_rng(0)
+    train_sets, test_sets = [], []
+    for k, keep in ((2, 0.3), (3, 0.9), (5, 1.0), (4, 0.2)):
+        rows = (y[:300] < k) & (rng.random(300) < keep)
+        train_sets.append(np.where(rows, y[:300], -1))
+        test_sets.append(np.where(y[300:] < k, y[300:], -1))
+    table = retrain_heads(
+        x[:300], train_sets, x[300:], test_sets, "logistic", C=0.5, tol=1e-7, max_iter=1000
+    )
+    for t, (train, test) in enumerate(zip(train_sets, test_sets)):
+        keep_train, keep_test = train >= 0, test >= 0
+        scaler = StandardScaler().fit(x[:300][keep_train])
+        reference = LogisticRegression(C=0.5, tol=1e-10, max_iter=10000).fit(
+            scaler.transform(x[:300][keep_train]), train[keep_train]
+        )
+        probs = reference.predict_proba(scaler.transform(x[300:][keep_test]))
+        codes = np.searchsorted(reference.classes_, test[keep_test])
+        expected = np.log(probs[np.arange(len(codes)), codes]).mean()
+        assert table["test_log_likelihood"].iloc[t] == pytest.approx(expected, abs=2e-4)
+        assert table["iterations"].iloc[t] > 0
+
+
+def _reference_sgd(z, y, k, lr, batch_size, epochs, seed, name):
+    """Plain per-task SGD from zero on standardised features, one sample list per batch."""
+    from transferlib.training.heads import _task_stream
+
+    generator = torch.Generator().manual_seed(_task_stream(seed, name))
+    weight, bias = np.zeros((z.shape[1], k)), np.zeros(k)
+    for _ in range(epochs):
+        order = torch.randperm(len(y), generator=generator).numpy()
+        for start in range(0, len(y), batch_size):
+            idx = order[start : start + batch_size]
+            logits = z[idx] @ weight + bias
+            probs = np.exp(logits - logits.max(1, keepdims=True))
+            probs /= probs.sum(1, keepdims=True)
+            probs[np.arange(len(idx)), y[idx]] -= 1
+            weight -= lr * z[idx].T @ probs / len(idx)
+            bias -= lr * probs.mean(0)
+    return weight, bias
+
+
+def test_sgd_heads_follow_plain_sgd_also_in_the_reduced_row_space():
+    # 30 samples in 50 dimensions: the solver works in the samples' row space, which is exact
+    # for SGD from zero; 120 samples in 8 dimensions: no reduction.
+    for n, dim in ((30, 50), (120, 8)):
+        x, y = blobs(n + 40, num_classes=3, dim=dim, separation=0.5, seed=n)
+        result = retrain_heads(
+            x[:n],
+            [y[:n]],
+            x[n:],
+            [y[n:]],
+            "sgd",
+            task_names=["t"],
+            lr=0.05,
+            batch_size=7,
+            epochs=3,
+            seed=11,
+        ).iloc[0]
+        mean, std = x[:n].mean(0), x[:n].std(0)
+        weight, bias = _reference_sgd((x[:n] - mean) / std, y[:n], 3, 0.05, 7, 3, 11, "t")
+        logits = ((x[n:] - mean) / std) @ weight + bias
+        log_probs = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+        expected = log_probs[np.arange(40), y[n:]].mean()
+        assert result["test_log_likelihood"] == pytest.approx(expected, abs=1e-4)

@@ -52,7 +52,7 @@ def compute_scores(
         start = time.perf_counter()
         values[name] = float(
             SCORES[name].compute(
-                target_labels,
+                target_labels=target_labels,
                 source_labels=source_labels,
                 source_probs=source_probs,
                 features=features,

@@ -10,6 +10,8 @@
   features or pooled intermediate layers. Each output is cached on its own, keyed by the network's
   cache key, the images and the code version of extraction, so chapters asking for different
   outputs of the same network on the same images share what they have in common.
+* :func:`network_activations` returns (and caches) the unpooled activation maps after a cut point
+  of a network, the input of a fine-tuning that keeps the layers below the cut frozen.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from transferlib.provenance import code_version
 __all__ = [
     "Network",
     "majority_accuracy",
+    "network_activations",
     "network_outputs",
     "network_summary",
     "networks_table",
@@ -356,3 +359,58 @@ def _rounded(table: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
     """Float columns rounded to ``decimals``, negative zeros made positive (for display)."""
     floats = table.select_dtypes("float").columns
     return table.assign(**{c: table[c].round(decimals) + 0.0 for c in floats})
+
+
+def network_activations(
+    run: RunParams,
+    network: Network,
+    images: np.ndarray,
+    layer: str,
+    *,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Activation maps ``(N, C, H, W)`` (float32) of ``network`` after cut point ``layer``.
+
+    The network runs in eval mode and stops at ``layer`` (see
+    :meth:`~transferlib.models.TransferModel.activation`). Cached like
+    :func:`network_outputs`, keyed by the network's cache key, the layer, the images and the
+    code version of the models.
+    """
+    import torch
+
+    from transferlib.models import preprocess
+    from transferlib.training import resolve_device
+
+    network.model._check_cut(layer)
+    key = config_key(
+        {
+            "network": network.key,
+            "activation": layer,
+            "images": fingerprint_arrays(images),
+            "code": code_version("transferlib.models"),
+        }
+    )
+
+    def build() -> np.ndarray:
+        model = network.model.eval()
+        device = resolve_device(run.device)
+        model.to(device)
+        parts = []
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                batch = torch.from_numpy(images[start : start + batch_size]).to(device)
+                parts.append(model.activation(preprocess(model, batch), layer).float().cpu())
+        return torch.cat(parts).numpy()
+
+    value, _ = load_or_build(
+        "features",
+        key,
+        build,
+        save=_save_array,
+        load=_load_array,
+        suffix=".npy",
+        cache_dir=run.cache_dir,
+        scale=run.scale,
+        description={"network": network.name, "activation": layer, "n_images": len(images)},
+    )
+    return value

@@ -8,13 +8,11 @@ CIFAR-10 source model of LEEP (Nguyen et al., 2020).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from transferlib.models.base import TransferModel
+from transferlib.models.base import TransferModel, Unit
 
 __all__ = ["CifarResNet", "resnet20"]
 
@@ -47,8 +45,9 @@ class CifarResNet(TransferModel):
     """CIFAR ResNet of depth ``6 * blocks_per_stage + 2``.
 
     Layers for :meth:`intermediate`: ``"stem"``, ``"layer1"``, ``"layer2"``,
-    ``"layer3"`` (= ``features``, 64-d). Works on any input size; 32 is the
-    design size.
+    ``"layer3"`` (= ``features``, 64-d); cut points also name the blocks inside a stage
+    (``"layer3.0"``, ``"layer3.1"``; ``"layer3"`` is the output of its last block). Works on
+    any input size; 32 is the design size.
     """
 
     layers = ("stem", "layer1", "layer2", "layer3")
@@ -65,7 +64,9 @@ class CifarResNet(TransferModel):
         for index, out_channels in enumerate(widths):
             stride = 1 if index == 0 else 2
             blocks = [_BasicBlock(in_channels, out_channels, stride)]
-            blocks += [_BasicBlock(out_channels, out_channels, 1) for _ in range(blocks_per_stage - 1)]
+            blocks += [
+                _BasicBlock(out_channels, out_channels, 1) for _ in range(blocks_per_stage - 1)
+            ]
             stages.append(nn.Sequential(*blocks))
             in_channels = out_channels
         self.stages = nn.ModuleList(stages)
@@ -75,12 +76,18 @@ class CifarResNet(TransferModel):
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
-    def _feature_maps(self, x: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
-        x = F.relu(self.bn(self.conv(x)))
-        yield "stem", x
+    def _build_units(self) -> list[tuple[str, nn.Module]]:
+        units: list[tuple[str, nn.Module]] = [("stem", Unit(_conv_bn_relu, self.conv, self.bn))]
         for name, stage in zip(self.layers[1:], self.stages):
-            x = stage(x)
-            yield name, x
+            last = len(stage) - 1
+            units += [
+                (name if j == last else f"{name}.{j}", block) for j, block in enumerate(stage)
+            ]
+        return units
+
+
+def _conv_bn_relu(x: torch.Tensor, conv: nn.Module, bn: nn.Module) -> torch.Tensor:
+    return F.relu(bn(conv(x)))
 
 
 def resnet20(num_classes: int, depth: int = 20, width: int = 16) -> CifarResNet:

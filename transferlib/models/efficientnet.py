@@ -16,13 +16,12 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from transferlib.models.base import TransferModel
+from transferlib.models.base import TransferModel, Unit
 
 __all__ = ["IMAGENET_TOP1", "EfficientNetLite", "efficientnet_lite", "weights_path"]
 
@@ -62,7 +61,8 @@ class EfficientNetLite(TransferModel):
 
     Layers for :meth:`intermediate`: ``"stem"``, ``"stage1"`` ... ``"stage7"``
     (the seven MBConv stages) and ``"head"`` (the 1x1 convolution to 1280
-    channels, = ``features``).
+    channels, = ``features``). Cut points also name the blocks inside a stage
+    (``"stage6.0"`` ... ``"stage6.2"``; ``"stage6"`` is the output of its last block).
 
     Attributes
     ----------
@@ -76,7 +76,10 @@ class EfficientNetLite(TransferModel):
     std = _TF_STD
 
     def __init__(
-        self, variant: int, num_classes: int = 1000, pretrained: bool = True,
+        self,
+        variant: int,
+        num_classes: int = 1000,
+        pretrained: bool = True,
         input_size: int | None = None,
     ) -> None:
         super().__init__()
@@ -96,7 +99,8 @@ class EfficientNetLite(TransferModel):
         self.drop_connect_rate = net._global_params.drop_connect_rate or 0.0
         # A new stage starts where a block changes the channel count.
         starts = [
-            i for i, block in enumerate(net._blocks)
+            i
+            for i, block in enumerate(net._blocks)
             if block._block_args.input_filters != block._block_args.output_filters
         ]
         self._stage_ends = tuple(starts[1:] + [len(net._blocks)])
@@ -108,22 +112,36 @@ class EfficientNetLite(TransferModel):
         if num_classes != 1000:
             self.replace_head(num_classes)
 
-    def _feature_maps(self, x: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
+    def _build_units(self) -> list[tuple[str, nn.Module]]:
         net = self.net
-        x = self.act(net._bn0(net._conv_stem(x)))
-        yield "stem", x
-        n_blocks = len(net._blocks)
-        stage = 0
+        units: list[tuple[str, nn.Module]] = [
+            ("stem", Unit(_conv_bn_act, net._conv_stem, net._bn0, self.act))
+        ]
+        n_blocks, stage, first = len(net._blocks), 0, 0
         for index, block in enumerate(net._blocks):
-            x = block(x, drop_connect_rate=self.drop_connect_rate * index / n_blocks)
+            rate = self.drop_connect_rate * index / n_blocks
             if index + 1 == self._stage_ends[stage]:
-                stage += 1
-                yield f"stage{stage}", x
-        yield "head", self.act(net._bn1(net._conv_head(x)))
+                name = f"stage{stage + 1}"
+                stage, first = stage + 1, index + 1
+            else:
+                name = f"stage{stage + 1}.{index - first}"
+            units.append((name, Unit(_mbconv, block, rate=rate)))
+        units.append(("head", Unit(_conv_bn_act, net._conv_head, net._bn1, self.act)))
+        return units
+
+
+def _conv_bn_act(x: torch.Tensor, conv: nn.Module, bn: nn.Module, act: nn.Module) -> torch.Tensor:
+    return act(bn(conv(x)))
+
+
+def _mbconv(x: torch.Tensor, block: nn.Module, rate: float) -> torch.Tensor:
+    return block(x, drop_connect_rate=rate)
 
 
 def efficientnet_lite(
-    variant: int, pretrained: bool = True, num_classes: int | None = None,
+    variant: int,
+    pretrained: bool = True,
+    num_classes: int | None = None,
     input_size: int | None = None,
 ) -> EfficientNetLite:
     """EfficientNet-Lite``variant`` (0, 1 or 2), ImageNet-pretrained by default.

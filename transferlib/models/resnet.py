@@ -8,9 +8,6 @@ Tran et al. (2019) use ResNet-18 as the source network.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import torch
 from torch import nn
 from torchvision.models import resnet18 as _tv_resnet18
 
@@ -26,7 +23,8 @@ class ResNet18(TransferModel):
     """ResNet-18 (random initialisation; no weights are downloaded).
 
     Layers for :meth:`intermediate`: ``"stem"``, ``"layer1"`` ... ``"layer4"``
-    (= ``features``, 512-d).
+    (= ``features``, 512-d); cut points also name the first block of each stage
+    (``"layer4.0"``).
     """
 
     layers = ("stem", "layer1", "layer2", "layer3", "layer4")
@@ -46,9 +44,11 @@ class ResNet18(TransferModel):
         self.feature_dim = net.fc.in_features
         self.head = net.fc
 
-    def _feature_maps(self, x: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
-        x = self.stem(x)
-        yield "stem", x
+    def _build_units(self) -> list[tuple[str, nn.Module]]:
+        units: list[tuple[str, nn.Module]] = [("stem", self.stem)]
         for name, stage in zip(self.layers[1:], self.stages):
-            x = stage(x)
-            yield name, x
+            last = len(stage) - 1
+            units += [
+                (name if j == last else f"{name}.{j}", block) for j, block in enumerate(stage)
+            ]
+        return units

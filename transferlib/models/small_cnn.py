@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import torch
 from torch import nn
 
 from transferlib.models.base import TransferModel
@@ -39,7 +36,5 @@ class SmallCNN(TransferModel):
         self.feature_dim = widths[-1]
         self.head = nn.Linear(self.feature_dim, num_classes)
 
-    def _feature_maps(self, x: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
-        for name, block in zip(self.layers, self.blocks):
-            x = block(x)
-            yield name, x
+    def _build_units(self) -> list[tuple[str, nn.Module]]:
+        return list(zip(self.layers, self.blocks))

@@ -84,6 +84,7 @@ CONCEPT_COLOURS: dict[str, str] = {
     "small_cnn": "#E69F00",
     "resnet20": "#D55E00",
     "resnet18": "#8C564B",
+    "small_cnn_narrow": "#F0E442",
     # H-score chapter: task groups of the multi-task world, the empirical ranking, HGR estimates,
     # the starting points of the curriculum test
     "classification task": "#CC79A7",
