@@ -10,8 +10,6 @@ the code) and dense tasks (a convolutional decoder that upsamples the code).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import torch
 from torch import nn
 
@@ -41,6 +39,19 @@ def _decoder(code_channels: int, width: int, out_channels: int, upsamples: int) 
         channels = width
     layers.append(nn.Conv2d(channels, out_channels, 1))
     return nn.Sequential(*layers)
+
+
+class _FlatCode(nn.Module):
+    """The flattened code as a (B, C * H * W, 1, 1) map, so that pooling it (as
+    :meth:`~transferlib.models.TransferModel.intermediate` does) is the identity and the
+    features keep every position."""
+
+    def __init__(self, code: nn.Conv2d) -> None:
+        super().__init__()
+        self.code = code
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.code(x).flatten(1)[:, :, None, None]
 
 
 class EncoderDecoder(TransferModel):
@@ -136,13 +147,8 @@ class EncoderDecoder(TransferModel):
             x = block(x)
         return self.code(x)
 
-    def _feature_maps(self, x: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
-        for name, block in zip(self.layers, self.blocks):
-            x = block(x)
-            yield name, x
-        # The flattened code as a 1x1 map, so that pooling it (as intermediate() does) is the
-        # identity and the features keep every position.
-        yield "code", self.code(x).flatten(1)[:, :, None, None]
+    def _build_units(self) -> list[tuple[str, nn.Module]]:
+        return [*zip(self.layers[:3], self.blocks), ("code", _FlatCode(self.code))]
 
     def readout(self, code: torch.Tensor) -> torch.Tensor:
         """The head's output for a spatial code: logits, or the decoder's maps."""
