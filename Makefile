@@ -15,7 +15,7 @@ JB     := $(BIN)/jupyter-book
 SMOKE_OUT := _build/smoke
 SMOKE_LOG := $(SMOKE_OUT)/build.log
 
-.PHONY: all venv book book-smoke test test-notebooks test-html ci clean
+.PHONY: all venv book book-smoke lint test test-notebooks test-html ci clean
 
 all: book
 
@@ -42,6 +42,10 @@ book-smoke: $(STAMP)
 		--warningiserror --keep-going 2>&1 | tee $(SMOKE_LOG)
 	! grep -nE "Executing notebook failed|Execution Failed|CellExecutionError|Traceback \(most recent" $(SMOKE_LOG)
 	@echo "The book (smoke scale) is at $(CURDIR)/$(SMOKE_OUT)/_build/html/index.html"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not notebooks and not browser"

@@ -43,18 +43,20 @@ def naive_render(n_images: int, image_size: int, seed: int) -> np.ndarray:
         font = fonts.get((face, size))
         if font is None:
             font = fonts[(face, size)] = ImageFont.truetype(
-                str(glyphs._font_dir() / glyphs.FACES[face].file), size)
+                str(glyphs._font_dir() / glyphs.FACES[face].file), size
+            )
         alpha = Image.new("L", (big, big), 0)
         shift = rng.uniform(-0.1, 0.1, 2) * big
-        ImageDraw.Draw(alpha).text((big / 2 + shift[0], 0.71 * big + shift[1]), char, fill=255,
-                                   font=font, anchor="ms")
+        ImageDraw.Draw(alpha).text(
+            (big / 2 + shift[0], 0.71 * big + shift[1]), char, fill=255, font=font, anchor="ms"
+        )
         alpha = alpha.rotate(rng.uniform(-8, 8), resample=Image.BILINEAR)
         background = Image.new("RGB", (big, big), tuple(rng.integers(0, 255, 3).tolist()))
         foreground = Image.new("RGB", (big, big), tuple(rng.integers(0, 255, 3).tolist()))
         image = Image.composite(foreground, background, alpha).resize(
-            (image_size, image_size), Image.BILINEAR)
-        pixels = np.asarray(image, dtype=np.float32) + rng.normal(0, 3, (image_size,
-                                                                         image_size, 3))
+            (image_size, image_size), Image.BILINEAR
+        )
+        pixels = np.asarray(image, dtype=np.float32) + rng.normal(0, 3, (image_size, image_size, 3))
         out[i] = np.clip(pixels.round(), 0, 255).astype(np.uint8).transpose(2, 0, 1)
     return out
 
@@ -85,19 +87,25 @@ def main() -> None:
         glyphs.load_glyphs(n_images=args.n_images, image_size=args.image_size, cache_dir=cache)
         first_load = time.perf_counter() - start  # includes building the glyph masks
         render = timed(lambda: glyphs.render_glyphs(config), args.repeats)
-        cached = timed(lambda: glyphs.load_glyphs(n_images=args.n_images,
-                                                  image_size=args.image_size, cache_dir=cache),
-                       args.repeats)
+        cached = timed(
+            lambda: glyphs.load_glyphs(
+                n_images=args.n_images, image_size=args.image_size, cache_dir=cache
+            ),
+            args.repeats,
+        )
     naive = timed(lambda: naive_render(args.naive_images, args.image_size, 0), 1)
     results = {
-        "image_size": args.image_size, "threads": args.threads, "n_images": args.n_images,
+        "image_size": args.image_size,
+        "threads": args.threads,
+        "n_images": args.n_images,
         "batched_images_per_s": args.n_images / render,
         "first_uncached_load_images_per_s": args.n_images / first_load,
         "cached_load_images_per_s": args.n_images / cached,
         "naive_pil_images_per_s": args.naive_images / naive,
     }
-    results["speedup_vs_naive"] = (results["batched_images_per_s"]
-                                   / results["naive_pil_images_per_s"])
+    results["speedup_vs_naive"] = (
+        results["batched_images_per_s"] / results["naive_pil_images_per_s"]
+    )
     for key, value in results.items():
         print(f"{key:34s} {value:,.1f}" if isinstance(value, float) else f"{key:34s} {value}")
     out = Path(__file__).parent / "results" / "bench_glyphs.json"

@@ -18,10 +18,10 @@ import torch
 
 from transferlib import cache, cli
 from transferlib.cache import CacheWarning, ResultStore
-from transferlib.data import TaskData, load_glyphs
-from transferlib.experiments.sweep import run_sweep
 from transferlib.config import run_parameters
+from transferlib.data import TaskData, load_glyphs
 from transferlib.experiments.sources import Network, network_outputs
+from transferlib.experiments.sweep import run_sweep
 from transferlib.training import train_cached
 
 

@@ -77,7 +77,9 @@ def register_presets(
     types = {type(p) for p in presets.values()}
     (preset_type,) = types if len(types) == 1 else (None,)
     if preset_type is None or not dataclasses.is_dataclass(preset_type):
-        raise TypeError(f"presets for {experiment!r} must be instances of one dataclass, got {types}")
+        raise TypeError(
+            f"presets for {experiment!r} must be instances of one dataclass, got {types}"
+        )
     if not preset_type.__dataclass_params__.frozen:  # type: ignore[attr-defined]
         raise TypeError(f"presets for {experiment!r} must be frozen dataclasses")
     PRESETS[experiment] = {s: presets[s] for s in SCALES}

@@ -43,7 +43,9 @@ def test_opening_chapters_grow_from_smoke_to_full(experiment: str) -> None:
 
 
 def test_register_and_get(registry) -> None:
-    register_presets("toy", {"smoke": _Sizes(1), "book": _Sizes(2), "full": _Sizes(3)}, datasets=("glyphs",))
+    register_presets(
+        "toy", {"smoke": _Sizes(1), "book": _Sizes(2), "full": _Sizes(3)}, datasets=("glyphs",)
+    )
     assert get_preset("toy", "book") == _Sizes(2)
     assert config.SUPPORTED_DATASETS["toy"] == ("glyphs",)
 
@@ -52,7 +54,9 @@ def test_register_refuses_missing_or_unknown_scales(registry) -> None:
     with pytest.raises(ValueError, match="missing \\['full'\\]"):
         register_presets("toy", {"smoke": _Sizes(1), "book": _Sizes(2)})
     with pytest.raises(ValueError, match="unknown \\['huge'\\]"):
-        register_presets("toy", {"smoke": _Sizes(1), "book": _Sizes(2), "full": _Sizes(3), "huge": _Sizes(4)})
+        register_presets(
+            "toy", {"smoke": _Sizes(1), "book": _Sizes(2), "full": _Sizes(3), "huge": _Sizes(4)}
+        )
 
 
 def test_register_refuses_duplicates_and_non_frozen_presets(registry) -> None:

@@ -20,9 +20,15 @@ from transferlib.data import (
 def _toy():
     images = np.arange(6 * 3 * 2 * 2, dtype=np.uint8).reshape(6, 3, 2, 2)
     labels = pd.DataFrame({"label": [0, 1, 2, 0, 1, 2], "flag": [1, 0, 1, 0, 1, 0]})
-    return ImageDataset("toy", images, labels, {"train": np.arange(4), "test": np.arange(4, 6)},
-                        {"label": ["a", "b", "c"], "flag": ["no", "yes"]}, {"flag": "annotation"},
-                        masks=np.zeros((6, 2, 2), dtype=bool))
+    return ImageDataset(
+        "toy",
+        images,
+        labels,
+        {"train": np.arange(4), "test": np.arange(4, 6)},
+        {"label": ["a", "b", "c"], "flag": ["no", "yes"]},
+        {"flag": "annotation"},
+        masks=np.zeros((6, 2, 2), dtype=bool),
+    )
 
 
 def test_columns_kinds_and_subset():
@@ -74,8 +80,9 @@ def test_errors_name_the_problem():
 
 
 def test_make_task_data_checks_the_dataset():
-    spec = TaskSpec("t", "label", "custom", (1, 2), np.array([1, 2]), np.array([4, 5]),
-                    {"dataset": "other"})
+    spec = TaskSpec(
+        "t", "label", "custom", (1, 2), np.array([1, 2]), np.array([4, 5]), {"dataset": "other"}
+    )
     with pytest.raises(ValueError, match="built on 'other'"):
         make_task_data(_toy(), spec)
     spec = TaskSpec("t", "label", "custom", (1, 2), np.array([1, 2]), np.array([4, 5]))
@@ -94,7 +101,6 @@ def test_stratified_split_keeps_the_fraction_of_every_class():
     labels = np.repeat([0, 1, 2], [10, 20, 30])
     split = stratified_split(labels, 0.2, seed=0)
     assert np.bincount(labels[split["test"]]).tolist() == [2, 4, 6]
-    assert np.array_equal(np.sort(np.concatenate([split["train"], split["test"]])),
-                          np.arange(60))
+    assert np.array_equal(np.sort(np.concatenate([split["train"], split["test"]])), np.arange(60))
     other = stratified_split(labels, 0.2, seed=1)
     assert not np.array_equal(split["test"], other["test"])

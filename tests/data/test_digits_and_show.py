@@ -23,8 +23,16 @@ def test_digits_native_and_upsampled():
 
 def test_registry_names():
     assert EMBEDDED_DATASETS == ("glyphs", "digits")
-    assert {"cifar10", "cifar100", "fashion_mnist", "mnist", "celeba", "cub200", "awa2",
-            "imagefolder"} <= set(DATASETS)
+    assert {
+        "cifar10",
+        "cifar100",
+        "fashion_mnist",
+        "mnist",
+        "celeba",
+        "cub200",
+        "awa2",
+        "imagefolder",
+    } <= set(DATASETS)
 
 
 def test_show_grid_titles_every_panel(glyphs):

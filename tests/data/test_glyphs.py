@@ -15,8 +15,17 @@ def test_size_classes_attributes(glyphs):
     assert len(glyphs.label_names["char"]) >= 100
     assert len(glyphs.attributes) >= 30
     assert set(glyphs.attribute_kinds.values()) == {"character", "font", "appearance"}
-    for factor in ("char", "script", "case", "font_family", "font_face", "style", "colour",
-                   "size_bucket", "position"):
+    for factor in (
+        "char",
+        "script",
+        "case",
+        "font_family",
+        "font_face",
+        "style",
+        "colour",
+        "size_bucket",
+        "position",
+    ):
         assert factor in glyphs.factors
     assert set(glyphs.metadata["attribute_descriptions"]) == set(glyphs.attributes)
     assert np.all(np.isin(glyphs.labels[glyphs.attributes].to_numpy(), [0, 1]))
@@ -56,8 +65,10 @@ def test_character_attributes_match_the_characters(glyphs):
     assert np.array_equal(glyphs.column("digit") == 1, np.char.isdigit(chars.astype(str)))
     greek = np.array([0x370 <= ord(c) <= 0x3FF for c in chars])
     assert np.array_equal(glyphs.column("greek") == 1, greek)
-    assert np.array_equal(glyphs.column("vowel") == 1, np.isin(chars, list("aeiouAEIOU"))
-                          | (greek & np.isin(chars, list(tables.VOWELS))))
+    assert np.array_equal(
+        glyphs.column("vowel") == 1,
+        np.isin(chars, list("aeiouAEIOU")) | (greek & np.isin(chars, list(tables.VOWELS))),
+    )
 
 
 def test_font_attributes_follow_the_face(glyphs):
@@ -66,8 +77,7 @@ def test_font_attributes_follow_the_face(glyphs):
     for flag in ("serif", "monospace", "bold", "italic"):
         assert np.array_equal(glyphs.column(flag), faces[flag].to_numpy()[face].astype(int))
     # Computer Modern is never used for the characters its files encode differently.
-    cm = glyphs.column("font_family") == glyphs.label_names["font_family"].index(
-        "computer_modern")
+    cm = glyphs.column("font_family") == glyphs.label_names["font_family"].index("computer_modern")
     chars = np.array(glyphs.label_names["char"])[glyphs.column("char")]
     assert np.isin(chars[cm], list(tables.LATIN_UPPER + tables.LATIN_LOWER + tables.DIGITS)).all()
 
@@ -146,11 +156,16 @@ def test_image_size_and_registry():
     assert len(train) == len(train.splits["train"]) and "test" in train.splits
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"n_images": 0}, "n_images"), ({"image_size": 4}, "image_size"),
-    ({"appearance_dependence": 1.5}, "appearance_dependence"),
-    ({"attribute_noise": 0.7}, "attribute_noise"), ({"test_fraction": 1.0}, "test_fraction"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_images": 0}, "n_images"),
+        ({"image_size": 4}, "image_size"),
+        ({"appearance_dependence": 1.5}, "appearance_dependence"),
+        ({"attribute_noise": 0.7}, "attribute_noise"),
+        ({"test_fraction": 1.0}, "test_fraction"),
+    ],
+)
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         load_glyphs(**{"n_images": 50, "use_cache": False, **kwargs})
@@ -168,10 +183,13 @@ def test_subset_keeps_per_image_metadata_aligned():
     rows = np.array([5, 17, 300])
     sub = data.subset(rows)
     params = data.metadata["render_params"]
-    assert np.array_equal(sub.metadata["render_params"]["rotation_deg"],
-                          params["rotation_deg"].to_numpy()[rows])
-    assert np.array_equal(sub.metadata["clean_attributes"].to_numpy(),
-                          data.metadata["clean_attributes"].to_numpy()[rows])
+    assert np.array_equal(
+        sub.metadata["render_params"]["rotation_deg"], params["rotation_deg"].to_numpy()[rows]
+    )
+    assert np.array_equal(
+        sub.metadata["clean_attributes"].to_numpy(),
+        data.metadata["clean_attributes"].to_numpy()[rows],
+    )
 
 
 def _entropy(counts):
@@ -192,6 +210,14 @@ def test_identity_to_attribute_entropy_spreads_from_zero_to_full(glyphs):
             assert ratios[name] == pytest.approx(0.0, abs=1e-9)
     for name in ("serif", "bold", "dark_background", "tilt_left", "noisy"):
         assert ratios[name] > 0.9, name
-    partial = [ratios[n] for n in ("warm_background", "gradient_background",
-                                   "warm_foreground", "large", "low_contrast")]
+    partial = [
+        ratios[n]
+        for n in (
+            "warm_background",
+            "gradient_background",
+            "warm_foreground",
+            "large",
+            "low_contrast",
+        )
+    ]
     assert all(0.1 < r < 0.95 for r in partial) and max(partial) - min(partial) > 0.5

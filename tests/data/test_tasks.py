@@ -25,8 +25,9 @@ from transferlib.data.tasks import GLYPHS_DOMAINS, p2l_partition
 
 
 def _counts(dataset, spec, rows):
-    return np.bincount(dataset.column(spec.target)[rows], minlength=dataset.column(
-        spec.target).max() + 1)[list(spec.classes)]
+    return np.bincount(
+        dataset.column(spec.target)[rows], minlength=dataset.column(spec.target).max() + 1
+    )[list(spec.classes)]
 
 
 def test_random_class_subsets_take_all_examples_of_the_classes(glyphs):
@@ -125,8 +126,9 @@ def test_p2l_partition_gives_every_class_the_same_shares(glyphs):
 
 def test_p2l_domains_split_into_four_parts_with_a_size_ladder(glyphs):
     parts = (0.5, 0.125, 0.25, 0.125)
-    specs = p2l_domains(glyphs, parts=parts, min_fraction=1 / 16, min_per_class=2,
-                        target_fraction=0.5, seed=0)
+    specs = p2l_domains(
+        glyphs, parts=parts, min_fraction=1 / 16, min_per_class=2, target_fraction=0.5, seed=0
+    )
     sources = [s for s in specs if s.params["part"] == "source"]
     targets = [s for s in specs if s.params["part"] == "target"]
     assert [s.params["domain"] for s in sources] == list(GLYPHS_DOMAINS)
@@ -144,8 +146,13 @@ def test_p2l_domains_split_into_four_parts_with_a_size_ladder(glyphs):
     greek = next(s for s in sources if s.params["domain"] == "greek_lower")
     scripts = np.array(glyphs.label_names["script"])[glyphs.column("script")[greek.train_indices]]
     assert set(scripts) == {"greek_lower"}
-    fixed = p2l_domains(glyphs, {"general": GLYPHS_DOMAINS["general"], "digit": {"script":
-                        ["digit"]}}, fractions={"general": 0.5}, min_per_class=1, seed=0)
+    fixed = p2l_domains(
+        glyphs,
+        {"general": GLYPHS_DOMAINS["general"], "digit": {"script": ["digit"]}},
+        fractions={"general": 0.5},
+        min_per_class=1,
+        seed=0,
+    )
     assert fixed[0].params["fraction"] == pytest.approx(0.5, abs=0.01)
     with pytest.raises(ValueError, match="fractions"):
         p2l_domains(glyphs, {"digit": {"script": ["digit"]}}, fractions={"bold": 0.5})

@@ -9,7 +9,9 @@ import torch
 from transferlib.data import TaskData
 
 
-def make_task(n: int, num_classes: int = 2, size: int = 16, seed: int = 0, name: str = "toy") -> TaskData:
+def make_task(
+    n: int, num_classes: int = 2, size: int = 16, seed: int = 0, name: str = "toy"
+) -> TaskData:
     """Images whose class is a bright square in a class-specific corner: linearly separable."""
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % num_classes
@@ -19,8 +21,12 @@ def make_task(n: int, num_classes: int = 2, size: int = 16, seed: int = 0, name:
     for k in range(num_classes):
         r, c = divmod(k, 2)
         images[labels == k, :, r * half : (r + 1) * half, c * half : (c + 1) * half] += 150
-    return TaskData(images=images, labels=labels.astype(np.int64),
-                    class_names=tuple(f"c{k}" for k in range(num_classes)), name=name)
+    return TaskData(
+        images=images,
+        labels=labels.astype(np.int64),
+        class_names=tuple(f"c{k}" for k in range(num_classes)),
+        name=name,
+    )
 
 
 @pytest.fixture(name="make_task")

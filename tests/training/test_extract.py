@@ -1,4 +1,3 @@
-
 import numpy as np
 import pytest
 import torch
@@ -18,14 +17,19 @@ def model_and_images(make_task):
 
 def test_outputs_match_the_model(model_and_images):
     model, images = model_and_images
-    out = extract(model, images, ("logits", "probs", "features", "layer2"), batch_size=3, device="cpu")
+    out = extract(
+        model, images, ("logits", "probs", "features", "layer2"), batch_size=3, device="cpu"
+    )
     with torch.no_grad():
         x = preprocess(model, torch.from_numpy(images))
         logits = model(x)
         torch.testing.assert_close(torch.from_numpy(out["logits"]), logits, rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(torch.from_numpy(out["features"]), model.features(x), rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(torch.from_numpy(out["layer2"]), model.intermediate(x, "layer2"),
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            torch.from_numpy(out["features"]), model.features(x), rtol=1e-4, atol=1e-5
+        )
+        torch.testing.assert_close(
+            torch.from_numpy(out["layer2"]), model.intermediate(x, "layer2"), rtol=1e-4, atol=1e-5
+        )
     np.testing.assert_allclose(out["probs"].sum(1), 1.0, rtol=1e-5)
     assert out["features"].shape == (10, 64) and out["layer2"].shape == (10, 32)
 

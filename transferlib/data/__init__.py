@@ -49,23 +49,51 @@ from transferlib.data.tasks import (
 
 __all__ = [
     "BOOK_N_IMAGES",
-    "CONSTANT", "DATASETS", "EMBEDDED_DATASETS", "MASK", "GlyphScenes",
-    "GlyphScenesConfig", "GlyphsConfig",
+    "CONSTANT",
+    "DATASETS",
+    "EMBEDDED_DATASETS",
+    "MASK",
+    "GlyphScenes",
+    "GlyphScenesConfig",
+    "GlyphsConfig",
     "ImageDataset",
-    "LazyImages", "TaskData", "TaskSpec", "as_task", "attribute_table", "attribute_tasks",
-    "class_split", "few_shot_episodes", "identity_task", "imbalanced_binary_tasks",
-    "k_class_tasks", "load_dataset", "load_digits", "load_glyph_scenes", "load_glyphs",
+    "LazyImages",
+    "TaskData",
+    "TaskSpec",
+    "as_task",
+    "attribute_table",
+    "attribute_tasks",
+    "class_split",
+    "few_shot_episodes",
+    "identity_task",
+    "imbalanced_binary_tasks",
+    "k_class_tasks",
+    "load_dataset",
+    "load_digits",
+    "load_glyph_scenes",
+    "load_glyphs",
     "make_task_data",
-    "multi_task_set", "p2l_domains", "p2l_targets", "random_class_subsets", "show_grid",
-    "small_balanced_tasks", "stratified_split", "trivial_task",
+    "multi_task_set",
+    "p2l_domains",
+    "p2l_targets",
+    "random_class_subsets",
+    "show_grid",
+    "small_balanced_tasks",
+    "stratified_split",
+    "trivial_task",
 ]
 
 EMBEDDED_DATASETS = ("glyphs", "digits")
 DATASETS = EMBEDDED_DATASETS + tuple(REAL_DATASETS)
 
 
-def load_dataset(name: str, data_root: str | Path | None = None, split: str | None = None,
-                 seed: int = 0, **options) -> ImageDataset:
+def load_dataset(
+    name: str,
+    data_root: str | Path | None = None,
+    split: str | None = None,
+    seed: int = 0,
+    **options,
+) -> ImageDataset:
     """Load a dataset by name.
 
     Parameters
@@ -99,8 +127,10 @@ def load_dataset(name: str, data_root: str | Path | None = None, split: str | No
         dataset = load_digits(seed=seed, **options)
     else:
         if data_root is None:
-            raise ValueError(f"{name} is not embedded: pass data_root= (the folder with its "
-                             f"official files) or use one of {EMBEDDED_DATASETS}")
+            raise ValueError(
+                f"{name} is not embedded: pass data_root= (the folder with its "
+                f"official files) or use one of {EMBEDDED_DATASETS}"
+            )
         from transferlib.data.real import load_real
 
         dataset = load_real(name, data_root, seed=seed, **options)

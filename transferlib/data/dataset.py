@@ -17,8 +17,16 @@ import pandas as pd
 
 from transferlib.cache import fingerprint_arrays
 
-__all__ = ["CONSTANT", "MASK", "ImageDataset", "TaskData", "TaskSpec", "as_task", "make_task_data",
-           "stratified_split"]
+__all__ = [
+    "CONSTANT",
+    "MASK",
+    "ImageDataset",
+    "TaskData",
+    "TaskSpec",
+    "as_task",
+    "make_task_data",
+    "stratified_split",
+]
 
 #: Target name of the trivial task: every example has the same label (Tran et al., 2019, §4).
 CONSTANT = "constant"
@@ -82,8 +90,10 @@ class ImageDataset:
 
     def __repr__(self) -> str:
         splits = ", ".join(f"{k}={len(v)}" for k, v in self.splits.items())
-        return (f"ImageDataset({self.name!r}, images={tuple(self.images.shape)}, "
-                f"{len(self.attributes)} attributes, factors={self.factors}, {splits})")
+        return (
+            f"ImageDataset({self.name!r}, images={tuple(self.images.shape)}, "
+            f"{len(self.attributes)} attributes, factors={self.factors}, {splits})"
+        )
 
     @property
     def attributes(self) -> list[str]:
@@ -103,8 +113,9 @@ class ImageDataset:
     def column(self, target: str) -> np.ndarray:
         """Integer codes of one label column; unknown names list the valid ones."""
         if target not in self.labels.columns:
-            raise ValueError(f"{self.name} has no label column {target!r}; "
-                             f"valid: {list(self.labels.columns)}")
+            raise ValueError(
+                f"{self.name} has no label column {target!r}; valid: {list(self.labels.columns)}"
+            )
         return self.labels[target].to_numpy()
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> ImageDataset:
@@ -122,8 +133,11 @@ class ImageDataset:
             splits[split] = np.sort(kept[kept >= 0])
         return ImageDataset(
             name=self.name,
-            images=(self.images.take(indices) if hasattr(self.images, "take")
-                    and not isinstance(self.images, np.ndarray) else self.images[indices]),
+            images=(
+                self.images.take(indices)
+                if hasattr(self.images, "take") and not isinstance(self.images, np.ndarray)
+                else self.images[indices]
+            ),
             labels=self.labels.iloc[indices].reset_index(drop=True),
             splits=splits,
             label_names=dict(self.label_names),
@@ -148,11 +162,14 @@ class TaskData:
 
     def __post_init__(self) -> None:
         if len(self.images) != len(self.labels):
-            raise ValueError(f"task {self.name!r}: {len(self.images)} images but "
-                             f"{len(self.labels)} labels")
+            raise ValueError(
+                f"task {self.name!r}: {len(self.images)} images but {len(self.labels)} labels"
+            )
         if self.images.dtype != np.uint8 or self.images.ndim != 4:
-            raise TypeError(f"task {self.name!r}: images must be (n, C, H, W) uint8, got "
-                            f"{self.images.dtype} with shape {self.images.shape}")
+            raise TypeError(
+                f"task {self.name!r}: images must be (n, C, H, W) uint8, got "
+                f"{self.images.dtype} with shape {self.images.shape}"
+            )
 
     @property
     def num_classes(self) -> int:
@@ -210,8 +227,10 @@ class TaskSpec:
             "classes": [int(c) for c in self.classes],
             "n_train": len(self.train_indices),
             "n_test": len(self.test_indices),
-            "indices": fingerprint_arrays(np.asarray(self.train_indices, dtype=np.int64),
-                                          np.asarray(self.test_indices, dtype=np.int64)),
+            "indices": fingerprint_arrays(
+                np.asarray(self.train_indices, dtype=np.int64),
+                np.asarray(self.test_indices, dtype=np.int64),
+            ),
             "params": {k: v for k, v in self.params.items()},
         }
 
@@ -290,8 +309,10 @@ def as_task(
         lookup[classes] = np.arange(classes.size)
         codes = lookup[column]
         keep = codes >= 0
-        names = tuple(all_names[c] if all_names is not None and c < len(all_names) else str(c)
-                      for c in classes)
+        names = tuple(
+            all_names[c] if all_names is not None and c < len(all_names) else str(c)
+            for c in classes
+        )
 
     train_rows = _subsample(train_indices[keep[train_indices]], max_train, seed)
     test_rows = test_indices[keep[test_indices]]
@@ -299,7 +320,7 @@ def as_task(
         raise ValueError(f"task {name!r}: no training rows with the requested classes")
 
     def build(rows: np.ndarray, split: str) -> TaskData:
-        labels = (dataset.masks[rows].astype(np.int64) if codes is None else codes[rows])
+        labels = dataset.masks[rows].astype(np.int64) if codes is None else codes[rows]
         return TaskData(np.asarray(dataset.images[rows]), labels, names, f"{name}/{split}")
 
     return build(train_rows, "train"), build(test_rows, "test")
@@ -311,12 +332,19 @@ def make_task_data(dataset: ImageDataset, spec: TaskSpec) -> tuple[TaskData, Tas
     if expected is not None and expected != dataset.name:
         raise ValueError(f"task {spec.name!r} was built on {expected!r}, not {dataset.name!r}")
     classes = None if spec.target in (CONSTANT, MASK) else spec.classes
-    return as_task(dataset, spec.target, classes=classes, train_indices=spec.train_indices,
-                   test_indices=spec.test_indices, name=spec.name)
+    return as_task(
+        dataset,
+        spec.target,
+        classes=classes,
+        train_indices=spec.train_indices,
+        test_indices=spec.test_indices,
+        name=spec.name,
+    )
 
 
-def stratified_split(labels: np.ndarray, test_fraction: float, seed: int | Sequence[int] = 0
-                     ) -> dict[str, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, test_fraction: float, seed: int | Sequence[int] = 0
+) -> dict[str, np.ndarray]:
     """Random split keeping ``round(count * test_fraction)`` rows of every class in "test".
 
     Parameters

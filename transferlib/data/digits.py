@@ -18,8 +18,9 @@ from transferlib.data.dataset import ImageDataset, stratified_split
 __all__ = ["load_digits", "resize_images"]
 
 
-def resize_images(images: np.ndarray, image_size: int | None, channels: int | None = None
-                  ) -> np.ndarray:
+def resize_images(
+    images: np.ndarray, image_size: int | None, channels: int | None = None
+) -> np.ndarray:
     """Resize ``(N, C, H, W)`` uint8 images (bilinear, anti-aliased) and set the channel count.
 
     ``channels=3`` repeats a grey channel; ``channels=1`` averages RGB to grey.
@@ -29,17 +30,26 @@ def resize_images(images: np.ndarray, image_size: int | None, channels: int | No
     if images.ndim != 4 or images.dtype != np.uint8:
         raise TypeError(f"expected (N, C, H, W) uint8 images, got {images.dtype} {images.shape}")
     if channels is not None and images.shape[1] != channels:
-        images = (np.repeat(images, channels, axis=1) if channels == 3
-                  else images.mean(axis=1, keepdims=True).round().astype(np.uint8))
+        images = (
+            np.repeat(images, channels, axis=1)
+            if channels == 3
+            else images.mean(axis=1, keepdims=True).round().astype(np.uint8)
+        )
     if image_size is None or images.shape[-2:] == (image_size, image_size):
         return np.ascontiguousarray(images)
-    resized = F.interpolate(torch.from_numpy(images).float(), size=(image_size, image_size),
-                            mode="bilinear", antialias=True, align_corners=False)
+    resized = F.interpolate(
+        torch.from_numpy(images).float(),
+        size=(image_size, image_size),
+        mode="bilinear",
+        antialias=True,
+        align_corners=False,
+    )
     return resized.round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def load_digits(seed: int = 0, *, image_size: int | None = None, channels: int = 1,
-                test_fraction: float = 0.2) -> ImageDataset:
+def load_digits(
+    seed: int = 0, *, image_size: int | None = None, channels: int = 1, test_fraction: float = 0.2
+) -> ImageDataset:
     """Load scikit-learn's digits as an :class:`ImageDataset`.
 
     Parameters
@@ -66,10 +76,17 @@ def load_digits(seed: int = 0, *, image_size: int | None = None, channels: int =
     images = resize_images(images, image_size, channels)
     target = bunch.target.astype(np.int64)
     return ImageDataset(
-        name="digits", images=images, labels=pd.DataFrame({"label": target}),
+        name="digits",
+        images=images,
+        labels=pd.DataFrame({"label": target}),
         splits=stratified_split(target, test_fraction, seed),
         label_names={"label": [str(d) for d in range(10)]},
-        metadata={"source": "sklearn.datasets.load_digits", "identity_column": "label",
-                  "default_target": "label", "image_size": images.shape[-1],
-                  "channels": images.shape[1], "test_fraction": test_fraction},
+        metadata={
+            "source": "sklearn.datasets.load_digits",
+            "identity_column": "label",
+            "default_target": "label",
+            "image_size": images.shape[-1],
+            "channels": images.shape[1],
+            "test_fraction": test_fraction,
+        },
     )

@@ -21,8 +21,9 @@ SYMBOLS = "+×÷=<>?!@#$%&*/"
 CHARACTERS = LATIN_UPPER + LATIN_LOWER + DIGITS + GREEK_UPPER + GREEK_LOWER + SYMBOLS
 
 SCRIPTS = ("latin_upper", "latin_lower", "digit", "greek_upper", "greek_lower", "symbol")
-_SCRIPT_CHARS = dict(zip(SCRIPTS, (LATIN_UPPER, LATIN_LOWER, DIGITS, GREEK_UPPER,
-                                   GREEK_LOWER, SYMBOLS)))
+_SCRIPT_CHARS = dict(
+    zip(SCRIPTS, (LATIN_UPPER, LATIN_LOWER, DIGITS, GREEK_UPPER, GREEK_LOWER, SYMBOLS))
+)
 
 VOWELS = "AEIOUaeiou" + "Ω" + "αεηιυω"
 # Lowercase letters rising above the x-height.

@@ -48,8 +48,7 @@ from transferlib.data import glyph_tables as tables
 from transferlib.data.dataset import ImageDataset, stratified_split
 from transferlib.provenance import code_version
 
-__all__ = ["BOOK_N_IMAGES", "FACES", "GlyphsConfig", "load_glyphs",
-           "render_glyphs"]
+__all__ = ["BOOK_N_IMAGES", "FACES", "GlyphsConfig", "load_glyphs", "render_glyphs"]
 
 #: Default size: 60,000 images (50,000 train / 10,000 test, like CIFAR), 32x32 RGB,
 #: 184 MB of pixels + 61 MB of masks in memory.
@@ -73,29 +72,35 @@ class Face:
     @property
     def style(self) -> str:
         return {(0, 0): "regular", (1, 0): "bold", (0, 1): "italic", (1, 1): "bold_italic"}[
-            (int(self.bold), int(self.italic))]
+            (int(self.bold), int(self.italic))
+        ]
 
 
 def _dejavu(stem: str, family: str, serif: bool, mono: bool, italic_word: str) -> list[Face]:
-    return [Face(f"{stem}.ttf", family, serif, mono, False, False),
-            Face(f"{stem}-Bold.ttf", family, serif, mono, True, False),
-            Face(f"{stem}-{italic_word}.ttf", family, serif, mono, False, True),
-            Face(f"{stem}-Bold{italic_word}.ttf", family, serif, mono, True, True)]
+    return [
+        Face(f"{stem}.ttf", family, serif, mono, False, False),
+        Face(f"{stem}-Bold.ttf", family, serif, mono, True, False),
+        Face(f"{stem}-{italic_word}.ttf", family, serif, mono, False, True),
+        Face(f"{stem}-Bold{italic_word}.ttf", family, serif, mono, True, True),
+    ]
 
 
 FACES: tuple[Face, ...] = tuple(
     _dejavu("DejaVuSans", "dejavu_sans", False, False, "Oblique")
     + _dejavu("DejaVuSerif", "dejavu_serif", True, False, "Italic")
     + _dejavu("DejaVuSansMono", "dejavu_mono", False, True, "Oblique")
-    + [Face("STIXGeneral.ttf", "stix", True, False, False, False),
-       Face("STIXGeneralBol.ttf", "stix", True, False, True, False),
-       Face("STIXGeneralItalic.ttf", "stix", True, False, False, True),
-       Face("STIXGeneralBolIta.ttf", "stix", True, False, True, True),
-       Face("cmr10.ttf", "computer_modern", True, False, False, False),
-       Face("cmb10.ttf", "computer_modern", True, False, True, False),
-       Face("cmti10.ttf", "computer_modern", True, False, False, True),
-       Face("cmss10.ttf", "computer_modern", False, False, False, False),
-       Face("cmtt10.ttf", "computer_modern", False, True, False, False)])
+    + [
+        Face("STIXGeneral.ttf", "stix", True, False, False, False),
+        Face("STIXGeneralBol.ttf", "stix", True, False, True, False),
+        Face("STIXGeneralItalic.ttf", "stix", True, False, False, True),
+        Face("STIXGeneralBolIta.ttf", "stix", True, False, True, True),
+        Face("cmr10.ttf", "computer_modern", True, False, False, False),
+        Face("cmb10.ttf", "computer_modern", True, False, True, False),
+        Face("cmti10.ttf", "computer_modern", True, False, False, True),
+        Face("cmss10.ttf", "computer_modern", False, False, False, False),
+        Face("cmtt10.ttf", "computer_modern", False, True, False, False),
+    ]
+)
 FAMILIES = ("dejavu_sans", "dejavu_serif", "dejavu_mono", "stix", "computer_modern")
 STYLES = ("regular", "bold", "italic", "bold_italic")
 # matplotlib's Computer Modern files use TeX encodings for symbols ("<" draws "¡"),
@@ -107,8 +112,9 @@ _HUES = np.array([0, 30, 55, 120, 175, 220, 270, 310]) / 360.0
 _WARM = (0, 1, 2)
 SIZE_BUCKETS = ("small", "medium", "large")
 _SCALE_EDGES = np.array([0.7, 0.85, 1.0, 1.2])
-POSITIONS = tuple(f"{row}_{col}" for row in ("top", "middle", "bottom")
-                  for col in ("left", "centre", "right"))
+POSITIONS = tuple(
+    f"{row}_{col}" for row in ("top", "middle", "bottom") for col in ("left", "centre", "right")
+)
 
 # Group-dependent probabilities of appearance factors. With appearance_dependence = d
 # an image uses base + d * (group value - base).
@@ -116,11 +122,16 @@ _SIZE_BASE = np.array([0.3, 0.4, 0.3])
 # The strengths are chosen so that H(attribute | char) / H(attribute) spreads over
 # (0, 1): about 0.2 (warm_background), 0.4 (gradient_background), 0.5
 # (warm_foreground), 0.6 (large, small), 0.9 (low_contrast).
-_SIZE_BY_CASE = {"upper": [0.05, 0.15, 0.8], "lower": [0.8, 0.15, 0.05],
-                 "none": [0.3, 0.4, 0.3]}
+_SIZE_BY_CASE = {"upper": [0.05, 0.15, 0.8], "lower": [0.8, 0.15, 0.05], "none": [0.3, 0.4, 0.3]}
 _WARM_BASE = 0.4
-_WARM_BY_SCRIPT = {"latin_upper": 0.9, "latin_lower": 0.1, "digit": 0.95,
-                   "greek_upper": 0.1, "greek_lower": 0.05, "symbol": 0.5}
+_WARM_BY_SCRIPT = {
+    "latin_upper": 0.9,
+    "latin_lower": 0.1,
+    "digit": 0.95,
+    "greek_upper": 0.1,
+    "greek_lower": 0.05,
+    "symbol": 0.5,
+}
 _WARM_HUES = (330 / 360, 70 / 360)  # background hues counted as warm (wrapping through 0)
 _WARM_BG_BASE = (1 - _WARM_HUES[0]) + _WARM_HUES[1]  # share of the hue circle, 0.28
 _WARM_BG_UPPER, _WARM_BG_OTHER = 0.97, 0.03
@@ -169,11 +180,14 @@ class GlyphsConfig:
         if self.image_size < 8:
             raise ValueError(f"image_size must be at least 8, got {self.image_size}")
         if not 0.0 <= self.appearance_dependence <= 1.0:
-            raise ValueError(f"appearance_dependence must be in [0, 1], got "
-                             f"{self.appearance_dependence}")
+            raise ValueError(
+                f"appearance_dependence must be in [0, 1], got {self.appearance_dependence}"
+            )
         if not (0 <= self.max_rotation <= 180 and 0 <= self.max_shift <= 1):
-            raise ValueError(f"max_rotation must be in [0, 180] and max_shift in [0, 1], got "
-                             f"{self.max_rotation}, {self.max_shift}")
+            raise ValueError(
+                f"max_rotation must be in [0, 180] and max_shift in [0, 1], got "
+                f"{self.max_rotation}, {self.max_shift}"
+            )
 
 
 def _font_dir() -> Path:
@@ -206,23 +220,30 @@ def glyph_atlas(size: int) -> tuple[np.ndarray, np.ndarray]:
 
         def draw(char: str, font: ImageFont.FreeTypeFont = font) -> np.ndarray:
             canvas = Image.new("L", (big, big), 0)
-            ImageDraw.Draw(canvas).text((big / 2, 0.71 * big), char, fill=255, font=font,
-                                        anchor="ms")
+            ImageDraw.Draw(canvas).text(
+                (big / 2, 0.71 * big), char, fill=255, font=font, anchor="ms"
+            )
             return np.asarray(canvas)
 
         missing = draw("\ue000")  # private-use code point: the face's missing-glyph box
         for i, char in enumerate(tables.CHARACTERS):
             mask = draw(char)
             atlas[i, j] = np.round(mask.reshape(size, 2, size, 2).mean(axis=(1, 3)))
-            usable[i, j] = (mask.max() > 0 and not np.array_equal(mask, missing)
-                            and (face.family != "computer_modern" or char in _CM_CHARACTERS))
+            usable[i, j] = (
+                mask.max() > 0
+                and not np.array_equal(mask, missing)
+                and (face.family != "computer_modern" or char in _CM_CHARACTERS)
+            )
     return atlas, usable
 
 
 def _fallback_faces() -> np.ndarray:
     """For each face, the DejaVu face with the same serif/monospace/bold/italic flags."""
-    dejavu = {(f.serif, f.monospace, f.bold, f.italic): k for k, f in enumerate(FACES)
-              if f.family.startswith("dejavu")}
+    dejavu = {
+        (f.serif, f.monospace, f.bold, f.italic): k
+        for k, f in enumerate(FACES)
+        if f.family.startswith("dejavu")
+    }
     return np.array([dejavu[(f.serif, f.monospace, f.bold, f.italic)] for f in FACES])
 
 
@@ -254,42 +275,77 @@ def _sample_parameters(config: GlyphsConfig, usable: np.ndarray) -> dict[str, np
 
     warm = rng.random(n) < _blend(_WARM_BASE, np.vectorize(_WARM_BY_SCRIPT.get)(script), d)
     cool_choices = np.setdiff1d(np.arange(len(COLOURS)), _WARM)
-    colour = np.where(warm, np.asarray(_WARM)[rng.integers(len(_WARM), size=n)],
-                      cool_choices[rng.integers(cool_choices.size, size=n)])
+    colour = np.where(
+        warm,
+        np.asarray(_WARM)[rng.integers(len(_WARM), size=n)],
+        cool_choices[rng.integers(cool_choices.size, size=n)],
+    )
     dark = rng.random(n) < _P_DARK
-    fg_hsv = np.stack([(_HUES[colour] + rng.uniform(-8, 8, n) / 360) % 1.0,
-                       rng.uniform(0.6, 1.0, n),
-                       np.where(dark, rng.uniform(0.75, 1.0, n), rng.uniform(0.25, 0.6, n))], 1)
+    fg_hsv = np.stack(
+        [
+            (_HUES[colour] + rng.uniform(-8, 8, n) / 360) % 1.0,
+            rng.uniform(0.6, 1.0, n),
+            np.where(dark, rng.uniform(0.75, 1.0, n), rng.uniform(0.25, 0.6, n)),
+        ],
+        1,
+    )
     warm_bg = rng.random(n) < _blend(
-        _WARM_BG_BASE, np.where(case == "upper", _WARM_BG_UPPER, _WARM_BG_OTHER), d)
+        _WARM_BG_BASE, np.where(case == "upper", _WARM_BG_UPPER, _WARM_BG_OTHER), d
+    )
     # hue uniform within the warm arc or within the rest of the circle
-    bg_hue = np.where(warm_bg, _WARM_HUES[0] + rng.random(n) * _WARM_BG_BASE,
-                      _WARM_HUES[1] + rng.random(n) * (1 - _WARM_BG_BASE)) % 1.0
-    bg_hsv = np.stack([bg_hue, rng.uniform(0.05, 0.35, n),
-                       np.where(dark, rng.uniform(0.05, 0.3, n), rng.uniform(0.75, 0.97, n))], 1)
+    bg_hue = (
+        np.where(
+            warm_bg,
+            _WARM_HUES[0] + rng.random(n) * _WARM_BG_BASE,
+            _WARM_HUES[1] + rng.random(n) * (1 - _WARM_BG_BASE),
+        )
+        % 1.0
+    )
+    bg_hsv = np.stack(
+        [
+            bg_hue,
+            rng.uniform(0.05, 0.35, n),
+            np.where(dark, rng.uniform(0.05, 0.3, n), rng.uniform(0.75, 0.97, n)),
+        ],
+        1,
+    )
     low_contrast = rng.random(n) < _blend(
-        _LOW_CONTRAST_BASE, np.where(loop, _LOW_CONTRAST_LOOP, _LOW_CONTRAST_OTHER), d)
+        _LOW_CONTRAST_BASE, np.where(loop, _LOW_CONTRAST_LOOP, _LOW_CONTRAST_OTHER), d
+    )
     gradient = rng.random(n) < _blend(
-        _GRADIENT_BASE, np.where(vowel, _GRADIENT_VOWEL, _GRADIENT_OTHER), d)
+        _GRADIENT_BASE, np.where(vowel, _GRADIENT_VOWEL, _GRADIENT_OTHER), d
+    )
     gradient_angle = rng.uniform(0, 2 * np.pi, n)
     noisy = rng.random(n) < _P_NOISY
 
     background = hsv_to_rgb(bg_hsv)
     foreground = hsv_to_rgb(fg_hsv)
-    foreground = np.where(low_contrast[:, None],
-                          background + _CONTRAST_KEPT * (foreground - background), foreground)
+    foreground = np.where(
+        low_contrast[:, None], background + _CONTRAST_KEPT * (foreground - background), foreground
+    )
     return {
-        "char": char, "face": face, "size_bucket": size_bucket, "scale": scale,
-        "rotation": rotation, "shift_x": shift[:, 0], "shift_y": shift[:, 1],
-        "colour": colour, "dark_background": dark, "foreground": foreground,
-        "background": background, "warm_background": warm_bg,
-        "low_contrast": low_contrast, "gradient": gradient, "gradient_angle": gradient_angle,
+        "char": char,
+        "face": face,
+        "size_bucket": size_bucket,
+        "scale": scale,
+        "rotation": rotation,
+        "shift_x": shift[:, 0],
+        "shift_y": shift[:, 1],
+        "colour": colour,
+        "dark_background": dark,
+        "foreground": foreground,
+        "background": background,
+        "warm_background": warm_bg,
+        "low_contrast": low_contrast,
+        "gradient": gradient,
+        "gradient_angle": gradient_angle,
         "noise_std": np.where(noisy, _NOISE_STD[1], _NOISE_STD[0]),
     }
 
 
-def _render(params: dict[str, np.ndarray], atlas: np.ndarray, image_size: int, seed: int,
-            progress: bool) -> tuple[np.ndarray, np.ndarray]:
+def _render(
+    params: dict[str, np.ndarray], atlas: np.ndarray, image_size: int, seed: int, progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Warp, composite and quantise all images in batches of ``_CHUNK_PIXELS`` pixels."""
     from transferlib._progress import tqdm
 
@@ -304,10 +360,17 @@ def _render(params: dict[str, np.ndarray], atlas: np.ndarray, image_size: int, s
     step = max(1, _CHUNK_PIXELS // image_size**2)
     for start in tqdm(range(0, n, step), disable=not progress, desc="rendering glyphs"):
         rows = slice(start, min(start + step, n))
-        chunk = {key: torch.as_tensor(value[rows], dtype=torch.float32)[:, None, None, None]
-                 for key, value in params.items() if value.ndim == 1}
-        alpha = atlas_t[torch.as_tensor(params["char"][rows]), torch.as_tensor(
-            params["face"][rows])].unsqueeze(1).float().div_(255)
+        chunk = {
+            key: torch.as_tensor(value[rows], dtype=torch.float32)[:, None, None, None]
+            for key, value in params.items()
+            if value.ndim == 1
+        }
+        alpha = (
+            atlas_t[torch.as_tensor(params["char"][rows]), torch.as_tensor(params["face"][rows])]
+            .unsqueeze(1)
+            .float()
+            .div_(255)
+        )
         # Output point p shows glyph point R(-angle) (p - shift) / scale, so a positive
         # angle turns the glyph counter-clockwise on screen (rows grow downwards). The
         # affine map is separable in x and y: one broadcast add builds the whole grid
@@ -317,11 +380,13 @@ def _render(params: dict[str, np.ndarray], atlas: np.ndarray, image_size: int, s
         dx = ramp.view(1, 1, side, 1) - chunk["shift_x"]  # (b, 1, side, 1)
         dy = ramp.view(1, side, 1, 1) - chunk["shift_y"]  # (b, side, 1, 1)
         grid = torch.cat([cos, sin], -1) * dx + torch.cat([-sin, cos], -1) * dy
-        alpha = F.grid_sample(alpha, grid, mode="bilinear", padding_mode="zeros",
-                              align_corners=False)
+        alpha = F.grid_sample(
+            alpha, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
         gradient = (_GRADIENT_AMPLITUDE * chunk["gradient"]) * (
             torch.cos(chunk["gradient_angle"]) * ramp[None, None, None, :]
-            + torch.sin(chunk["gradient_angle"]) * ramp[None, None, :, None])
+            + torch.sin(chunk["gradient_angle"]) * ramp[None, None, :, None]
+        )
         background = torch.as_tensor(params["background"][rows], dtype=torch.float32)
         foreground = torch.as_tensor(params["foreground"][rows], dtype=torch.float32)
         # bg + gradient outside the glyph, fg inside: bg + (fg - bg) a + gradient (1 - a)
@@ -359,13 +424,22 @@ def render_glyphs(config: GlyphsConfig, progress: bool = False) -> dict[str, np.
 
 
 def _cache_key(config: GlyphsConfig) -> str:
-    return config_key({"generator": "glyphs", "code": code_version(__name__), **asdict(config),
-                       "faces": [f.file for f in FACES], "characters": tables.CHARACTERS,
-                       "pillow": PIL.__version__, "torch": torch.__version__.split("+")[0]})
+    return config_key(
+        {
+            "generator": "glyphs",
+            "code": code_version(__name__),
+            **asdict(config),
+            "faces": [f.file for f in FACES],
+            "characters": tables.CHARACTERS,
+            "pillow": PIL.__version__,
+            "torch": torch.__version__.split("+")[0],
+        }
+    )
 
 
-def _attribute_table(p: dict[str, np.ndarray], config: GlyphsConfig
-                     ) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, str]]:
+def _attribute_table(
+    p: dict[str, np.ndarray], config: GlyphsConfig
+) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, str]]:
     """Binary attribute columns, their kinds and how each is generated."""
     chars = np.array(list(tables.CHARACTERS))
     faces = [FACES[k] for k in range(len(FACES))]
@@ -376,14 +450,19 @@ def _attribute_table(p: dict[str, np.ndarray], config: GlyphsConfig
         values[name] = np.isin(chars, list(positive))[p["char"]]
         kinds[name] = "character"
         text[name] = f"{description}; a function of the character (H(a|char) = 0)"
-    for flag, description in (("serif", "face from a serif family (DejaVu Serif, STIX, CM Roman)"),
-                              ("monospace", "monospaced face (DejaVu Sans Mono, CM Typewriter)"),
-                              ("bold", "bold face"), ("italic", "italic or oblique face")):
+    for flag, description in (
+        ("serif", "face from a serif family (DejaVu Serif, STIX, CM Roman)"),
+        ("monospace", "monospaced face (DejaVu Sans Mono, CM Typewriter)"),
+        ("bold", "bold face"),
+        ("italic", "italic or oblique face"),
+    ):
         values[flag] = np.array([getattr(f, flag) for f in faces])[p["face"]]
         kinds[flag] = "font"
-        text[flag] = (f"{description}; face drawn uniformly from {len(FACES)} faces, "
-                      "independent of the character (a face lacking the glyph is replaced by "
-                      "the DejaVu face with the same serif/monospace/bold/italic flags)")
+        text[flag] = (
+            f"{description}; face drawn uniformly from {len(FACES)} faces, "
+            "independent of the character (a face lacking the glyph is replaced by "
+            "the DejaVu face with the same serif/monospace/bold/italic flags)"
+        )
     d = config.appearance_dependence
     third = config.max_shift / 3
     shift_x, shift_y = p["shift_x"], p["shift_y"]
@@ -405,30 +484,29 @@ def _attribute_table(p: dict[str, np.ndarray], config: GlyphsConfig
     }
     descriptions = {
         "dark_background": f"light glyph on a dark background; P = {_P_DARK}, {independent}. "
-                           "VISUALLY TRIVIAL, balanced",
+        "VISUALLY TRIVIAL, balanced",
         "warm_foreground": f"glyph colour red, orange or yellow; P by script {_WARM_BY_SCRIPT}, "
-                           f"base {_WARM_BASE} {by_group}",
+        f"base {_WARM_BASE} {by_group}",
         "warm_background": "background hue between pink-red and yellow on a weakly "
-                           f"saturated background; P = {_WARM_BG_UPPER} for capitals, "
-                           f"{_WARM_BG_OTHER} otherwise, base {_WARM_BG_BASE:.2f} {by_group}. "
-                           "SUBTLE but nearly determined by the character",
-        "large": "size bucket 'large'; P(small, medium, large) by case "
-                 f"{_SIZE_BY_CASE} {by_group}",
+        f"saturated background; P = {_WARM_BG_UPPER} for capitals, "
+        f"{_WARM_BG_OTHER} otherwise, base {_WARM_BG_BASE:.2f} {by_group}. "
+        "SUBTLE but nearly determined by the character",
+        "large": f"size bucket 'large'; P(small, medium, large) by case {_SIZE_BY_CASE} {by_group}",
         "small": f"size bucket 'small'; depends on case like 'large' {by_group}",
         "shifted_up": f"moved up by over a third of max_shift; P = 1/3, {independent}",
         "shifted_left": f"moved left by over a third of max_shift; P = 1/3, {independent}",
         "centred": "within a third of max_shift of the centre in both directions; "
-                   f"P = 1/9, {independent}",
+        f"P = 1/9, {independent}",
         "tilt_left": f"rotated counter-clockwise (angle uniform in +-{config.max_rotation:g} "
-                     f"degrees); P = 1/2, {independent}. VISUALLY HARD, balanced",
+        f"degrees); P = 1/2, {independent}. VISUALLY HARD, balanced",
         "noisy": f"strong grey pixel noise (std {_NOISE_STD[1] * 255:.0f} instead of "
-                 f"{_NOISE_STD[0] * 255:.0f} grey levels); P = {_P_NOISY}, {independent}",
+        f"{_NOISE_STD[0] * 255:.0f} grey levels); P = {_P_NOISY}, {independent}",
         "low_contrast": f"glyph keeps {_CONTRAST_KEPT:.0%} of its contrast with the "
-                        f"background; P = {_LOW_CONTRAST_LOOP} with a closed loop, "
-                        f"{_LOW_CONTRAST_OTHER} without {by_group}",
+        f"background; P = {_LOW_CONTRAST_LOOP} with a closed loop, "
+        f"{_LOW_CONTRAST_OTHER} without {by_group}",
         "gradient_background": "linear brightness gradient across the background; "
-                               f"P = {_GRADIENT_VOWEL} for vowels, {_GRADIENT_OTHER} otherwise "
-                               f"{by_group}",
+        f"P = {_GRADIENT_VOWEL} for vowels, {_GRADIENT_OTHER} otherwise "
+        f"{by_group}",
     }
     for name, value in appearance.items():
         values[name] = value
@@ -477,12 +555,14 @@ def load_glyphs(
         ``case``, ``font_family``, ``font_face``, ``style``, ``colour``, ``size_bucket``
         and ``position``; ``masks`` are the foreground masks.
     """
-    config = GlyphsConfig(n_images, image_size, seed, max_rotation, max_shift,
-                          appearance_dependence)
+    config = GlyphsConfig(
+        n_images, image_size, seed, max_rotation, max_shift, appearance_dependence
+    )
     if not 0.0 <= attribute_noise < 0.5:
         raise ValueError(f"attribute_noise must be in [0, 0.5), got {attribute_noise}")
     path, from_cache = None, False
     if use_cache:
+
         def render_packed() -> dict[str, np.ndarray]:
             rendered = render_glyphs(config, progress=progress)
             return {"packed_masks": np.packbits(rendered.pop("masks"), axis=-1), **rendered}
@@ -503,13 +583,22 @@ def load_glyphs(
         data["masks"] = data["masks"].astype(bool)
     else:
         data = render_glyphs(config, progress=progress)
-    return _build_dataset(data, config, attribute_noise, test_fraction,
-                          {"cache_path": None if path is None else str(path),
-                           "from_cache": from_cache})
+    return _build_dataset(
+        data,
+        config,
+        attribute_noise,
+        test_fraction,
+        {"cache_path": None if path is None else str(path), "from_cache": from_cache},
+    )
 
 
-def _build_dataset(data: dict[str, np.ndarray], config: GlyphsConfig, attribute_noise: float,
-                   test_fraction: float, extra: dict) -> ImageDataset:
+def _build_dataset(
+    data: dict[str, np.ndarray],
+    config: GlyphsConfig,
+    attribute_noise: float,
+    test_fraction: float,
+    extra: dict,
+) -> ImageDataset:
     chars = list(tables.CHARACTERS)
     scripts = np.array([tables.SCRIPTS.index(tables.script_of(c)) for c in chars])
     cases = ("upper", "lower", "none")
@@ -534,33 +623,60 @@ def _build_dataset(data: dict[str, np.ndarray], config: GlyphsConfig, attribute_
         "size_bucket": (data["size_bucket"], list(SIZE_BUCKETS)),
         "position": (3 * row + col, list(POSITIONS)),
     }
-    labels = pd.concat([pd.DataFrame({"char": data["char"].astype(np.int64)}), observed,
-                        pd.DataFrame({k: v.astype(np.int64) for k, (v, _) in factors.items()})],
-                       axis=1)
-    label_names = {"char": chars, **{k: [f"not_{k}", k] for k in values},
-                   **{k: names for k, (_, names) in factors.items()}}
+    labels = pd.concat(
+        [
+            pd.DataFrame({"char": data["char"].astype(np.int64)}),
+            observed,
+            pd.DataFrame({k: v.astype(np.int64) for k, (v, _) in factors.items()}),
+        ],
+        axis=1,
+    )
+    label_names = {
+        "char": chars,
+        **{k: [f"not_{k}", k] for k in values},
+        **{k: names for k, (_, names) in factors.items()},
+    }
     usable = data["usable"]
-    render_params = pd.DataFrame({
-        "rotation_deg": data["rotation"], "scale": data["scale"], "shift_x": data["shift_x"],
-        "shift_y": data["shift_y"], "noise_std": data["noise_std"],
-        **{f"fg_{c}": data["foreground"][:, i] for i, c in enumerate("rgb")},
-        **{f"bg_{c}": data["background"][:, i] for i, c in enumerate("rgb")}})
+    render_params = pd.DataFrame(
+        {
+            "rotation_deg": data["rotation"],
+            "scale": data["scale"],
+            "shift_x": data["shift_x"],
+            "shift_y": data["shift_y"],
+            "noise_std": data["noise_std"],
+            **{f"fg_{c}": data["foreground"][:, i] for i, c in enumerate("rgb")},
+            **{f"bg_{c}": data["background"][:, i] for i, c in enumerate("rgb")},
+        }
+    )
     metadata = {
-        "generator": "glyphs", "code_version": code_version(__name__), "config": asdict(config),
-        "attribute_noise": attribute_noise, "test_fraction": test_fraction,
-        "identity_column": "char", "default_target": "char",
+        "generator": "glyphs",
+        "code_version": code_version(__name__),
+        "config": asdict(config),
+        "attribute_noise": attribute_noise,
+        "test_fraction": test_fraction,
+        "identity_column": "char",
+        "default_target": "char",
         "attribute_descriptions": text,
         # Balanced attributes whose difficulty is visual, not statistical (same entropy).
         "visual_difficulty": {"dark_background": "trivial", "tilt_left": "hard"},
         "clean_attributes": clean if attribute_noise > 0 else None,
-        "faces": pd.DataFrame([{**asdict(f), "characters_drawn": int(usable[:, k].sum())}
-                               for k, f in enumerate(FACES)]),
+        "faces": pd.DataFrame(
+            [
+                {**asdict(f), "characters_drawn": int(usable[:, k].sum())}
+                for k, f in enumerate(FACES)
+            ]
+        ),
         "render_params": render_params,
         "per_image_keys": ("render_params", "clean_attributes"),
         **extra,
     }
-    return ImageDataset(name="glyphs", images=data["images"], labels=labels,
-                        splits=stratified_split(data["char"], test_fraction,
-                                                [config.seed, _SPLIT_STREAM]),
-                        label_names=label_names, attribute_kinds=kinds, masks=data["masks"],
-                        metadata=metadata)
+    return ImageDataset(
+        name="glyphs",
+        images=data["images"],
+        labels=labels,
+        splits=stratified_split(data["char"], test_fraction, [config.seed, _SPLIT_STREAM]),
+        label_names=label_names,
+        attribute_kinds=kinds,
+        masks=data["masks"],
+        metadata=metadata,
+    )

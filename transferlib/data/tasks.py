@@ -31,9 +31,20 @@ from transferlib.data.dataset import CONSTANT, MASK, ImageDataset, TaskSpec
 from transferlib.data.glyph_tables import CHARACTERS
 
 __all__ = [
-    "attribute_tasks", "class_split", "few_shot_episodes", "identity_task",
-    "imbalanced_binary_tasks", "k_class_tasks", "multi_task_set", "p2l_domains", "p2l_partition",
-    "p2l_targets", "random_class_subsets", "select_rows", "small_balanced_tasks", "trivial_task",
+    "attribute_tasks",
+    "class_split",
+    "few_shot_episodes",
+    "identity_task",
+    "imbalanced_binary_tasks",
+    "k_class_tasks",
+    "multi_task_set",
+    "p2l_domains",
+    "p2l_partition",
+    "p2l_targets",
+    "random_class_subsets",
+    "select_rows",
+    "small_balanced_tasks",
+    "trivial_task",
 ]
 
 
@@ -63,8 +74,13 @@ def select_rows(dataset: ImageDataset, where: Mapping[str, Sequence] | None) -> 
     return keep
 
 
-def _pool(dataset: ImageDataset, target: str, classes: Sequence[int] | None,
-          rows: np.ndarray, min_count: int = 1) -> np.ndarray:
+def _pool(
+    dataset: ImageDataset,
+    target: str,
+    classes: Sequence[int] | None,
+    rows: np.ndarray,
+    min_count: int = 1,
+) -> np.ndarray:
     """Classes (from ``classes`` or all) with at least ``min_count`` of ``rows``."""
     column = dataset.column(target)
     counts = np.bincount(column[rows], minlength=int(column.max()) + 1)
@@ -81,8 +97,13 @@ def _check_count(what: str, wanted: int, available: int, detail: str) -> None:
         raise ValueError(f"{what}: asked for {wanted} but only {available} {detail}")
 
 
-def _per_class_sample(rng: np.random.Generator, column: np.ndarray, rows: np.ndarray,
-                      classes: np.ndarray, counts: Sequence[int]) -> np.ndarray:
+def _per_class_sample(
+    rng: np.random.Generator,
+    column: np.ndarray,
+    rows: np.ndarray,
+    classes: np.ndarray,
+    counts: Sequence[int],
+) -> np.ndarray:
     """``counts[k]`` random rows of class ``classes[k]`` (without replacement), sorted."""
     picked = []
     for cls, count in zip(classes, counts):  # a handful of classes per task
@@ -92,28 +113,49 @@ def _per_class_sample(rng: np.random.Generator, column: np.ndarray, rows: np.nda
     return np.sort(np.concatenate(picked))
 
 
-def _spec(name: str, target: str, kind: str, classes: np.ndarray, train: np.ndarray,
-          test: np.ndarray, dataset: ImageDataset, **params) -> TaskSpec:
-    return TaskSpec(name=name, target=target, kind=kind,
-                    classes=tuple(int(c) for c in classes),
-                    train_indices=np.asarray(train, dtype=np.int64),
-                    test_indices=np.asarray(test, dtype=np.int64),
-                    params={"dataset": dataset.name, **params})
+def _spec(
+    name: str,
+    target: str,
+    kind: str,
+    classes: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    dataset: ImageDataset,
+    **params,
+) -> TaskSpec:
+    return TaskSpec(
+        name=name,
+        target=target,
+        kind=kind,
+        classes=tuple(int(c) for c in classes),
+        train_indices=np.asarray(train, dtype=np.int64),
+        test_indices=np.asarray(test, dtype=np.int64),
+        params={"dataset": dataset.name, **params},
+    )
 
 
-def _splits(dataset: ImageDataset, train_split: str, test_split: str
-            ) -> tuple[np.ndarray, np.ndarray]:
+def _splits(
+    dataset: ImageDataset, train_split: str, test_split: str
+) -> tuple[np.ndarray, np.ndarray]:
     for split in (train_split, test_split):
         if split not in dataset.splits:
-            raise ValueError(f"{dataset.name} has no split {split!r}; valid: "
-                             f"{list(dataset.splits)}")
+            raise ValueError(
+                f"{dataset.name} has no split {split!r}; valid: {list(dataset.splits)}"
+            )
     return np.asarray(dataset.splits[train_split]), np.asarray(dataset.splits[test_split])
 
 
 # --------------------------------------------------------------------------- LEEP
-def random_class_subsets(dataset: ImageDataset, n_tasks: int = 200, *, target: str | None = None,
-                         min_classes: int = 2, max_classes: int = 100,
-                         classes: Sequence[int] | None = None, seed: int = 0) -> list[TaskSpec]:
+def random_class_subsets(
+    dataset: ImageDataset,
+    n_tasks: int = 200,
+    *,
+    target: str | None = None,
+    min_classes: int = 2,
+    max_classes: int = 100,
+    classes: Sequence[int] | None = None,
+    seed: int = 0,
+) -> list[TaskSpec]:
     """LEEP §5.1: tasks on a random subset of classes, subset size uniform in [min, max].
 
     Each task keeps all training (and all test) examples of its classes.
@@ -123,26 +165,45 @@ def random_class_subsets(dataset: ImageDataset, n_tasks: int = 200, *, target: s
     train, test = _splits(dataset, "train", "test")
     pool = _pool(dataset, target, classes, train)
     if not 1 <= min_classes <= max_classes:
-        raise ValueError(f"need 1 <= min_classes <= max_classes, got {min_classes}, "
-                         f"{max_classes}")
-    _check_count("random_class_subsets max_classes", max_classes, pool.size,
-                 f"classes of {target!r} are available")
+        raise ValueError(f"need 1 <= min_classes <= max_classes, got {min_classes}, {max_classes}")
+    _check_count(
+        "random_class_subsets max_classes",
+        max_classes,
+        pool.size,
+        f"classes of {target!r} are available",
+    )
     rng = np.random.default_rng(seed)
     column = dataset.column(target)
     specs = []
     for i in range(n_tasks):
         k = int(rng.integers(min_classes, max_classes + 1))
         chosen = np.sort(rng.choice(pool, size=k, replace=False))
-        specs.append(_spec(f"subset-{i:03d}", target, "random_subset", chosen,
-                           _rows_of(column, train, chosen), _rows_of(column, test, chosen),
-                           dataset, seed=seed, n_classes=k))
+        specs.append(
+            _spec(
+                f"subset-{i:03d}",
+                target,
+                "random_subset",
+                chosen,
+                _rows_of(column, train, chosen),
+                _rows_of(column, test, chosen),
+                dataset,
+                seed=seed,
+                n_classes=k,
+            )
+        )
     return specs
 
 
-def small_balanced_tasks(dataset: ImageDataset, n_tasks: int = 200, *,
-                         target: str | None = None, n_classes: int = 5, per_class: int = 50,
-                         classes: Sequence[int] | None = None, seed: int = 0
-                         ) -> list[TaskSpec]:
+def small_balanced_tasks(
+    dataset: ImageDataset,
+    n_tasks: int = 200,
+    *,
+    target: str | None = None,
+    n_classes: int = 5,
+    per_class: int = 50,
+    classes: Sequence[int] | None = None,
+    seed: int = 0,
+) -> list[TaskSpec]:
     """LEEP §5.2: ``n_classes`` random classes with ``per_class`` random training examples each.
 
     The paper uses 5 x 50 for CIFAR-100 and 4 x 30 for Fashion-MNIST. Test: all test
@@ -151,24 +212,44 @@ def small_balanced_tasks(dataset: ImageDataset, n_tasks: int = 200, *,
     target = _target(dataset, target)
     train, test = _splits(dataset, "train", "test")
     pool = _pool(dataset, target, classes, train, min_count=per_class)
-    _check_count(f"small_balanced_tasks: {n_classes} classes with >= {per_class} training "
-                 "examples", n_classes, pool.size, "classes have that many")
+    _check_count(
+        f"small_balanced_tasks: {n_classes} classes with >= {per_class} training examples",
+        n_classes,
+        pool.size,
+        "classes have that many",
+    )
     rng = np.random.default_rng(seed)
     column = dataset.column(target)
     specs = []
     for i in range(n_tasks):
         chosen = np.sort(rng.choice(pool, size=n_classes, replace=False))
         rows = _per_class_sample(rng, column, train, chosen, [per_class] * n_classes)
-        specs.append(_spec(f"balanced-{i:03d}", target, "small_balanced", chosen, rows,
-                           _rows_of(column, test, chosen), dataset, seed=seed,
-                           per_class=per_class))
+        specs.append(
+            _spec(
+                f"balanced-{i:03d}",
+                target,
+                "small_balanced",
+                chosen,
+                rows,
+                _rows_of(column, test, chosen),
+                dataset,
+                seed=seed,
+                per_class=per_class,
+            )
+        )
     return specs
 
 
-def imbalanced_binary_tasks(dataset: ImageDataset, n_tasks: int = 200, *,
-                            target: str | None = None, minority_range: tuple[int, int] = (30, 60),
-                            ratio: int = 5, classes: Sequence[int] | None = None, seed: int = 0
-                            ) -> list[TaskSpec]:
+def imbalanced_binary_tasks(
+    dataset: ImageDataset,
+    n_tasks: int = 200,
+    *,
+    target: str | None = None,
+    minority_range: tuple[int, int] = (30, 60),
+    ratio: int = 5,
+    classes: Sequence[int] | None = None,
+    seed: int = 0,
+) -> list[TaskSpec]:
     """LEEP §5.3: two random classes, minority size uniform in ``minority_range``, majority
     ``ratio`` times larger.
 
@@ -179,11 +260,18 @@ def imbalanced_binary_tasks(dataset: ImageDataset, n_tasks: int = 200, *,
     train, test = _splits(dataset, "train", "test")
     low, high = minority_range
     if not 1 <= low <= high or ratio < 1:
-        raise ValueError(f"need 1 <= minority_range[0] <= minority_range[1] and ratio >= 1, "
-                         f"got {minority_range}, {ratio}")
+        raise ValueError(
+            f"need 1 <= minority_range[0] <= minority_range[1] and ratio >= 1, "
+            f"got {minority_range}, {ratio}"
+        )
     pool = _pool(dataset, target, classes, train, min_count=ratio * high)
-    _check_count(f"imbalanced_binary_tasks: 2 classes with >= {ratio * high} training "
-                 "examples (ratio x largest minority)", 2, pool.size, "classes have that many")
+    _check_count(
+        f"imbalanced_binary_tasks: 2 classes with >= {ratio * high} training "
+        "examples (ratio x largest minority)",
+        2,
+        pool.size,
+        "classes have that many",
+    )
     rng = np.random.default_rng(seed)
     column = dataset.column(target)
     specs = []
@@ -192,16 +280,35 @@ def imbalanced_binary_tasks(dataset: ImageDataset, n_tasks: int = 200, *,
         m = int(rng.integers(low, high + 1))
         chosen = np.array([majority, minority])
         rows = _per_class_sample(rng, column, train, chosen, [ratio * m, m])
-        specs.append(_spec(f"imbalanced-{i:03d}", target, "imbalanced_binary", chosen, rows,
-                           _rows_of(column, test, chosen), dataset, seed=seed,
-                           minority_size=m, majority_size=ratio * m))
+        specs.append(
+            _spec(
+                f"imbalanced-{i:03d}",
+                target,
+                "imbalanced_binary",
+                chosen,
+                rows,
+                _rows_of(column, test, chosen),
+                dataset,
+                seed=seed,
+                minority_size=m,
+                majority_size=ratio * m,
+            )
+        )
     return specs
 
 
-def few_shot_episodes(dataset: ImageDataset, n_episodes: int = 200, *, target: str | None = None,
-                      n_way: int = 5, n_support: int = 50, n_query: int | None = None,
-                      classes: Sequence[int] | None = None, split: str = "test", seed: int = 0
-                      ) -> list[TaskSpec]:
+def few_shot_episodes(
+    dataset: ImageDataset,
+    n_episodes: int = 200,
+    *,
+    target: str | None = None,
+    n_way: int = 5,
+    n_support: int = 50,
+    n_query: int | None = None,
+    classes: Sequence[int] | None = None,
+    split: str = "test",
+    seed: int = 0,
+) -> list[TaskSpec]:
     """LEEP §5.4: ``n_way`` random classes, ``n_support`` examples per class as the support
     (training) set, the remaining examples of those classes (or ``n_query`` per class) as
     the query (test) set, all drawn from ``split`` (the paper uses CIFAR-100's test set).
@@ -213,8 +320,12 @@ def few_shot_episodes(dataset: ImageDataset, n_episodes: int = 200, *, target: s
     rows, _ = _splits(dataset, split, split)
     need = n_support + (1 if n_query is None else n_query)
     pool = _pool(dataset, target, classes, rows, min_count=need)
-    _check_count(f"few_shot_episodes: {n_way} classes with >= {need} examples in {split!r}",
-                 n_way, pool.size, "classes have that many")
+    _check_count(
+        f"few_shot_episodes: {n_way} classes with >= {need} examples in {split!r}",
+        n_way,
+        pool.size,
+        "classes have that many",
+    )
     rng = np.random.default_rng(seed)
     column = dataset.column(target)
     specs = []
@@ -222,15 +333,32 @@ def few_shot_episodes(dataset: ImageDataset, n_episodes: int = 200, *, target: s
         chosen = np.sort(rng.choice(pool, size=n_way, replace=False))
         support = _per_class_sample(rng, column, rows, chosen, [n_support] * n_way)
         rest = np.setdiff1d(_rows_of(column, rows, chosen), support)
-        query = rest if n_query is None else _per_class_sample(rng, column, rest, chosen,
-                                                               [n_query] * n_way)
-        specs.append(_spec(f"episode-{i:03d}", target, "few_shot", chosen, support, query,
-                           dataset, seed=seed, n_way=n_way, n_support=n_support, split=split))
+        query = (
+            rest
+            if n_query is None
+            else _per_class_sample(rng, column, rest, chosen, [n_query] * n_way)
+        )
+        specs.append(
+            _spec(
+                f"episode-{i:03d}",
+                target,
+                "few_shot",
+                chosen,
+                support,
+                query,
+                dataset,
+                seed=seed,
+                n_way=n_way,
+                n_support=n_support,
+                split=split,
+            )
+        )
     return specs
 
 
-def class_split(dataset: ImageDataset, n_source_classes: int, *, target: str | None = None,
-                seed: int = 0) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def class_split(
+    dataset: ImageDataset, n_source_classes: int, *, target: str | None = None, seed: int = 0
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Split the classes of ``target`` at random into disjoint source and target sets.
 
     A source model trained on the first set never sees the second (the analogue of
@@ -239,24 +367,40 @@ def class_split(dataset: ImageDataset, n_source_classes: int, *, target: str | N
     target = _target(dataset, target)
     pool = np.unique(dataset.column(target))
     if not 1 <= n_source_classes < pool.size:
-        raise ValueError(f"class_split: n_source_classes must be in [1, {pool.size - 1}] for "
-                         f"{pool.size} classes of {target!r}, got {n_source_classes}")
+        raise ValueError(
+            f"class_split: n_source_classes must be in [1, {pool.size - 1}] for "
+            f"{pool.size} classes of {target!r}, got {n_source_classes}"
+        )
     order = np.random.default_rng(seed).permutation(pool)
-    return (tuple(int(c) for c in np.sort(order[:n_source_classes])),
-            tuple(int(c) for c in np.sort(order[n_source_classes:])))
+    return (
+        tuple(int(c) for c in np.sort(order[:n_source_classes])),
+        tuple(int(c) for c in np.sort(order[n_source_classes:])),
+    )
 
 
 # --------------------------------------------------------------------------- NCE
-def attribute_tasks(dataset: ImageDataset, attributes: Sequence[str] | None = None
-                    ) -> list[TaskSpec]:
+def attribute_tasks(
+    dataset: ImageDataset, attributes: Sequence[str] | None = None
+) -> list[TaskSpec]:
     """Tran et al. §5.1: one binary task per attribute, on the dataset's train/test split."""
     names = dataset.attributes if attributes is None else list(attributes)
     unknown = [a for a in names if a not in dataset.attribute_kinds]
     if unknown:
         raise ValueError(f"unknown attributes {unknown}; valid: {dataset.attributes}")
     train, test = _splits(dataset, "train", "test")
-    return [_spec(f"attr-{a}", a, "attribute", np.array([0, 1]), train, test, dataset,
-                  attribute_kind=dataset.attribute_kinds[a]) for a in names]
+    return [
+        _spec(
+            f"attr-{a}",
+            a,
+            "attribute",
+            np.array([0, 1]),
+            train,
+            test,
+            dataset,
+            attribute_kind=dataset.attribute_kinds[a],
+        )
+        for a in names
+    ]
 
 
 def trivial_task(dataset: ImageDataset) -> TaskSpec:
@@ -269,15 +413,28 @@ def identity_task(dataset: ImageDataset) -> TaskSpec:
     """Tran et al. §5.2: the identity label (CelebA identity; Glyphs character)."""
     target = dataset.metadata.get("identity_column", "label")
     train, test = _splits(dataset, "train", "test")
-    return _spec(f"identity-{target}", target, "identity", np.unique(dataset.column(target)),
-                 train, test, dataset)
+    return _spec(
+        f"identity-{target}",
+        target,
+        "identity",
+        np.unique(dataset.column(target)),
+        train,
+        test,
+        dataset,
+    )
 
 
 # --------------------------------------------------------------------------- H-score
-def k_class_tasks(dataset: ImageDataset, ks: Sequence[int] = (3, 5, 10, 20),
-                  n_tasks_per_k: int = 10, *, target: str | None = None,
-                  per_class: int | None = None, classes: Sequence[int] | None = None,
-                  seed: int = 0) -> list[TaskSpec]:
+def k_class_tasks(
+    dataset: ImageDataset,
+    ks: Sequence[int] = (3, 5, 10, 20),
+    n_tasks_per_k: int = 10,
+    *,
+    target: str | None = None,
+    per_class: int | None = None,
+    classes: Sequence[int] | None = None,
+    seed: int = 0,
+) -> list[TaskSpec]:
     """Bao et al.: target tasks with ``k`` random classes for every ``k`` in ``ks``.
 
     All training examples of the chosen classes, or ``per_class`` random ones each.
@@ -285,28 +442,51 @@ def k_class_tasks(dataset: ImageDataset, ks: Sequence[int] = (3, 5, 10, 20),
     target = _target(dataset, target)
     train, test = _splits(dataset, "train", "test")
     pool = _pool(dataset, target, classes, train, min_count=per_class or 1)
-    _check_count("k_class_tasks: largest k", max(ks), pool.size,
-                 f"classes of {target!r} are available")
+    _check_count(
+        "k_class_tasks: largest k", max(ks), pool.size, f"classes of {target!r} are available"
+    )
     rng = np.random.default_rng(seed)
     column = dataset.column(target)
     specs = []
     for k in ks:
         for i in range(n_tasks_per_k):
             chosen = np.sort(rng.choice(pool, size=k, replace=False))
-            rows = (_rows_of(column, train, chosen) if per_class is None else
-                    _per_class_sample(rng, column, train, chosen, [per_class] * k))
-            specs.append(_spec(f"k{k:02d}-{i:03d}", target, "k_class", chosen, rows,
-                               _rows_of(column, test, chosen), dataset, seed=seed, k=k,
-                               per_class=per_class))
+            rows = (
+                _rows_of(column, train, chosen)
+                if per_class is None
+                else _per_class_sample(rng, column, train, chosen, [per_class] * k)
+            )
+            specs.append(
+                _spec(
+                    f"k{k:02d}-{i:03d}",
+                    target,
+                    "k_class",
+                    chosen,
+                    rows,
+                    _rows_of(column, test, chosen),
+                    dataset,
+                    seed=seed,
+                    k=k,
+                    per_class=per_class,
+                )
+            )
     return specs
 
 
-GLYPHS_TASK_SET = ("char", "font_family", "style", "case", "script", "colour", "size_bucket",
-                   "position", MASK)
+GLYPHS_TASK_SET = (
+    "char",
+    "font_family",
+    "style",
+    "case",
+    "script",
+    "colour",
+    "size_bucket",
+    "position",
+    MASK,
+)
 
 
-def multi_task_set(dataset: ImageDataset, targets: Sequence[str] | None = None
-                   ) -> list[TaskSpec]:
+def multi_task_set(dataset: ImageDataset, targets: Sequence[str] | None = None) -> list[TaskSpec]:
     """Bao et al. (task selection, higher-order transfer): several tasks on the same images.
 
     Default for Glyphs: character, font family, style (bold/italic), case, script, colour,
@@ -314,8 +494,11 @@ def multi_task_set(dataset: ImageDataset, targets: Sequence[str] | None = None
     Other datasets: every factor column (plus the mask where there is one).
     """
     if targets is None:
-        targets = [t for t in GLYPHS_TASK_SET if t in dataset.labels.columns
-                   or (t == MASK and dataset.masks is not None)]
+        targets = [
+            t
+            for t in GLYPHS_TASK_SET
+            if t in dataset.labels.columns or (t == MASK and dataset.masks is not None)
+        ]
         if dataset.name != "glyphs":
             targets = dataset.factors + ([MASK] if dataset.masks is not None else [])
     train, test = _splits(dataset, "train", "test")
@@ -324,11 +507,15 @@ def multi_task_set(dataset: ImageDataset, targets: Sequence[str] | None = None
         if t == MASK:
             if dataset.masks is None:
                 raise ValueError(f"{dataset.name} has no masks, so no {MASK!r} task")
-            specs.append(_spec(f"task-{MASK}", MASK, "pixel", np.array([0, 1]), train, test,
-                               dataset))
+            specs.append(
+                _spec(f"task-{MASK}", MASK, "pixel", np.array([0, 1]), train, test, dataset)
+            )
         else:
-            specs.append(_spec(f"task-{t}", t, "multi_task", np.unique(dataset.column(t)),
-                               train, test, dataset))
+            specs.append(
+                _spec(
+                    f"task-{t}", t, "multi_task", np.unique(dataset.column(t)), train, test, dataset
+                )
+            )
     return specs
 
 
@@ -363,8 +550,13 @@ GLYPHS_DOMAINS: dict[str, dict[str, list[str]]] = {
 P2L_PARTS = ("source_train", "source_validate", "target_train", "target_validate")
 
 
-def p2l_partition(dataset: ImageDataset, parts: Sequence[float] = (0.25, 0.25, 0.25, 0.25), *,
-                  target: str | None = None, seed: int = 0) -> np.ndarray:
+def p2l_partition(
+    dataset: ImageDataset,
+    parts: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
+    *,
+    target: str | None = None,
+    seed: int = 0,
+) -> np.ndarray:
     """Part (0-3, :data:`P2L_PARTS`) of every row: the same shares of every class.
 
     P2L §4.1 splits each domain into four equal partitions: train the source, validate it,
@@ -393,11 +585,18 @@ def _sample(rng: np.random.Generator, rows: np.ndarray, n: int | None) -> np.nda
     return np.sort(rng.choice(rows, size=n, replace=False))
 
 
-def p2l_domains(dataset: ImageDataset, domains: Mapping[str, Mapping[str, Sequence]] | None = None,
-                *, parts: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
-                min_fraction: float = 1 / 16, min_per_class: int = 4,
-                fractions: Mapping[str, float] | None = None, target_fraction: float = 0.1,
-                max_validate: int | None = None, seed: int = 0) -> list[TaskSpec]:
+def p2l_domains(
+    dataset: ImageDataset,
+    domains: Mapping[str, Mapping[str, Sequence]] | None = None,
+    *,
+    parts: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
+    min_fraction: float = 1 / 16,
+    min_per_class: int = 4,
+    fractions: Mapping[str, float] | None = None,
+    target_fraction: float = 0.1,
+    max_validate: int | None = None,
+    seed: int = 0,
+) -> list[TaskSpec]:
     """P2L source domains and their targets, split into four parts as in §4.1.
 
     Each domain is the set of rows matching a filter (:func:`select_rows`; default
@@ -444,33 +643,62 @@ def p2l_domains(dataset: ImageDataset, domains: Mapping[str, Mapping[str, Sequen
         keep = select_rows(dataset, where)
         rows = [np.flatnonzero(keep & (part == p)) for p in range(4)]
         if any(r.size == 0 for r in rows):
-            raise ValueError(f"p2l_domains: domain {name!r} has no rows in some part; "
-                             f"sizes {[r.size for r in rows]}")
+            raise ValueError(
+                f"p2l_domains: domain {name!r} has no rows in some part; "
+                f"sizes {[r.size for r in rows]}"
+            )
         classes = np.unique(column[rows[0]])
-        n_source = min(rows[0].size, max(round(fraction * rows[0].size),
-                                         min_per_class * classes.size))
+        n_source = min(
+            rows[0].size, max(round(fraction * rows[0].size), min_per_class * classes.size)
+        )
         source_rows = _sample(rng, rows[0], n_source)
         target_rows = _sample(rng, rows[2], max(1, round(target_fraction * rows[2].size)))
         params = {"domain": name, "where": {k: list(v) for k, v in where.items()}, "seed": seed}
-        sources.append(_spec(f"source-{name}", target, "p2l_source", classes, source_rows,
-                             _sample(rng, _rows_of(column, rows[1], classes), max_validate),
-                             dataset, part="source", size=int(source_rows.size),
-                             fraction=float(n_source / rows[0].size), **params))
+        sources.append(
+            _spec(
+                f"source-{name}",
+                target,
+                "p2l_source",
+                classes,
+                source_rows,
+                _sample(rng, _rows_of(column, rows[1], classes), max_validate),
+                dataset,
+                part="source",
+                size=int(source_rows.size),
+                fraction=float(n_source / rows[0].size),
+                **params,
+            )
+        )
         target_classes = np.unique(column[target_rows])
-        targets.append(_spec(f"target-{name}", target, "p2l_target", target_classes,
-                             target_rows,
-                             _sample(rng, _rows_of(column, rows[3], target_classes),
-                                     max_validate),
-                             dataset, part="target", size=int(target_rows.size),
-                             fraction=float(target_fraction), **params))
+        targets.append(
+            _spec(
+                f"target-{name}",
+                target,
+                "p2l_target",
+                target_classes,
+                target_rows,
+                _sample(rng, _rows_of(column, rows[3], target_classes), max_validate),
+                dataset,
+                part="target",
+                size=int(target_rows.size),
+                fraction=float(target_fraction),
+                **params,
+            )
+        )
     return sources + targets
 
 
-def p2l_targets(dataset: ImageDataset, n_targets: int = 20, *,
-                slices: Mapping[str, Mapping[str, Sequence]] | None = None,
-                parts: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
-                class_range: tuple[int, int] = (2, 60), n_images: int = 200,
-                validate_fraction: float = 0.25, seed: int = 0) -> list[TaskSpec]:
+def p2l_targets(
+    dataset: ImageDataset,
+    n_targets: int = 20,
+    *,
+    slices: Mapping[str, Mapping[str, Sequence]] | None = None,
+    parts: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
+    class_range: tuple[int, int] = (2, 60),
+    n_images: int = 200,
+    validate_fraction: float = 0.25,
+    seed: int = 0,
+) -> list[TaskSpec]:
     """Small user-like targets (P2L §4.3.3): about ``n_images`` images of 2 to 60 classes.
 
     The paper's 71 user tasks had 204 training images on average, 5.2 classes (2 to 60) and
@@ -488,8 +716,10 @@ def p2l_targets(dataset: ImageDataset, n_targets: int = 20, *,
     if not 2 <= low <= high:
         raise ValueError(f"class_range must satisfy 2 <= low <= high, got {class_range}")
     if n_images < 2 * low:
-        raise ValueError(f"p2l_targets: n_images ({n_images}) must give at least two images "
-                         f"per class for {low} classes")
+        raise ValueError(
+            f"p2l_targets: n_images ({n_images}) must give at least two images "
+            f"per class for {low} classes"
+        )
     if not 0 < validate_fraction <= 1:
         raise ValueError(f"validate_fraction must be in (0, 1], got {validate_fraction}")
     target = _target(dataset, None)
@@ -505,15 +735,28 @@ def p2l_targets(dataset: ImageDataset, n_targets: int = 20, *,
         keep = select_rows(dataset, slices[name])
         train, test = np.flatnonzero(keep & (part == 2)), np.flatnonzero(keep & (part == 3))
         pool = _pool(dataset, target, None, train, min_count=2)
-        _check_count(f"p2l_targets: slice {name!r}", low, pool.size,
-                     "classes have two images in partition 2")
+        _check_count(
+            f"p2l_targets: slice {name!r}", low, pool.size, "classes have two images in partition 2"
+        )
         n_classes = int(min(rng.choice(ks, p=k_probability), pool.size, n_images // 2))
         chosen = np.sort(rng.choice(pool, size=n_classes, replace=False))
         available = np.bincount(column[train], minlength=int(column.max()) + 1)[chosen]
-        rows = _per_class_sample(rng, column, train, chosen,
-                                 np.minimum(n_images // n_classes, available))
+        rows = _per_class_sample(
+            rng, column, train, chosen, np.minimum(n_images // n_classes, available)
+        )
         n_test = max(n_classes, round(validate_fraction * rows.size))
-        specs.append(_spec(f"user-{i:03d}", target, "p2l_user", chosen, rows,
-                           _sample(rng, _rows_of(column, test, chosen), n_test), dataset,
-                           seed=seed, slice=name, n_images=int(rows.size)))
+        specs.append(
+            _spec(
+                f"user-{i:03d}",
+                target,
+                "p2l_user",
+                chosen,
+                rows,
+                _sample(rng, _rows_of(column, test, chosen), n_test),
+                dataset,
+                seed=seed,
+                slice=name,
+                n_images=int(rows.size),
+            )
+        )
     return specs

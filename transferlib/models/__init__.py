@@ -86,8 +86,9 @@ def build_model(name: str, num_classes: int | None = None, **kwargs: Any) -> Tra
         raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
     if num_classes is None and not name.startswith("efficientnet"):
         raise ValueError(f"model {name!r} needs num_classes")
-    if num_classes is not None and (isinstance(num_classes, bool) or int(num_classes) != num_classes
-                                    or num_classes < 1):
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 1
+    ):
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
     return MODELS[name](num_classes=None if num_classes is None else int(num_classes), **kwargs)
 
@@ -114,13 +115,17 @@ def preprocess(model: TransferModel, images: torch.Tensor | np.ndarray) -> torch
     if images.dtype != torch.uint8:
         raise TypeError(f"images must be uint8, got {images.dtype}")
     if images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(f"images must have shape (B, C, H, W) with C in (1, 3), got {tuple(images.shape)}")
+        raise ValueError(
+            f"images must have shape (B, C, H, W) with C in (1, 3), got {tuple(images.shape)}"
+        )
     x = images.float().div_(255.0)
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     size = model.input_size
     if size is not None and tuple(x.shape[-2:]) != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
     mean = torch.tensor(model.mean, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(model.std, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std

@@ -40,9 +40,13 @@ def _data_key(data: Any) -> str | None:
     return fingerprint()
 
 
-def _cached(config: Mapping[str, Any], make_model: Callable[[], TransferModel],
-            run: Callable[[], TrainResult], cache_dir: str | Path | None,
-            device: str | torch.device) -> TrainResult:
+def _cached(
+    config: Mapping[str, Any],
+    make_model: Callable[[], TransferModel],
+    run: Callable[[], TrainResult],
+    cache_dir: str | Path | None,
+    device: str | torch.device,
+) -> TrainResult:
     key = config_key({**config, "code": code_version("transferlib.training.loop")})
 
     def save(path: Path, result: TrainResult) -> None:
@@ -112,17 +116,37 @@ def train_cached(
     num_classes = _num_classes(train_data, test_data)
     model_kwargs = dict(model_kwargs or {})
     config = {
-        "kind": "train", "model": model_name, "model_kwargs": model_kwargs, "num_classes": num_classes,
-        "train": _data_key(train_data), "test": _data_key(test_data), "epochs": epochs, "lr": lr,
-        "batch_size": batch_size, "seed": seed, "train_kwargs": train_kwargs,
+        "kind": "train",
+        "model": model_name,
+        "model_kwargs": model_kwargs,
+        "num_classes": num_classes,
+        "train": _data_key(train_data),
+        "test": _data_key(test_data),
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "seed": seed,
+        "train_kwargs": train_kwargs,
     }
     return _cached(
         config,
         lambda: build_model(model_name, num_classes, **model_kwargs),
-        lambda: loop.train_from_scratch(model_name, train_data, test_data, epochs, lr, batch_size,
-                                        seed=seed, model_kwargs=model_kwargs, device=device,
-                                        progress=progress, desc=desc, **train_kwargs),
-        cache_dir, device,
+        lambda: loop.train_from_scratch(
+            model_name,
+            train_data,
+            test_data,
+            epochs,
+            lr,
+            batch_size,
+            seed=seed,
+            model_kwargs=model_kwargs,
+            device=device,
+            progress=progress,
+            desc=desc,
+            **train_kwargs,
+        ),
+        cache_dir,
+        device,
     )
 
 
@@ -150,15 +174,24 @@ def fine_tune_cached(
     """
     if isinstance(source, TrainResult):
         if source.key is None:
-            raise ValueError("the source TrainResult has no cache key; pass (identifier, model) instead")
+            raise ValueError(
+                "the source TrainResult has no cache key; pass (identifier, model) instead"
+            )
         source_key, source_model = source.key, source.model
     else:
         source_key, source_model = source
     num_classes = _num_classes(train_data, test_data)
     config = {
-        "kind": "fine_tune", "source": source_key, "num_classes": num_classes,
-        "train": _data_key(train_data), "test": _data_key(test_data), "epochs": epochs, "lr": lr,
-        "backbone_lr_multiplier": backbone_lr_multiplier, "batch_size": batch_size, "seed": seed,
+        "kind": "fine_tune",
+        "source": source_key,
+        "num_classes": num_classes,
+        "train": _data_key(train_data),
+        "test": _data_key(test_data),
+        "epochs": epochs,
+        "lr": lr,
+        "backbone_lr_multiplier": backbone_lr_multiplier,
+        "batch_size": batch_size,
+        "seed": seed,
         "train_kwargs": train_kwargs,
     }
 
@@ -168,9 +201,22 @@ def fine_tune_cached(
         return model
 
     return _cached(
-        config, make_model,
-        lambda: loop.fine_tune(source_model, train_data, test_data, epochs, lr, backbone_lr_multiplier,
-                               batch_size=batch_size, seed=seed, device=device, progress=progress,
-                               desc=desc, **train_kwargs),
-        cache_dir, device,
+        config,
+        make_model,
+        lambda: loop.fine_tune(
+            source_model,
+            train_data,
+            test_data,
+            epochs,
+            lr,
+            backbone_lr_multiplier,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+            progress=progress,
+            desc=desc,
+            **train_kwargs,
+        ),
+        cache_dir,
+        device,
     )

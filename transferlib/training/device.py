@@ -44,12 +44,16 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         resolved = torch.device(name)
     except RuntimeError as err:
-        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from err
+        raise ValueError(
+            f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        ) from err
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {device!r} requested but CUDA is not available")
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r} does not exist ({torch.cuda.device_count()} GPU(s))")
+            raise ValueError(
+                f"device {device!r} does not exist ({torch.cuda.device_count()} GPU(s))"
+            )
     elif resolved.type == "mps":
         if not _mps_available():
             raise ValueError(f"device {device!r} requested but MPS is not available")

@@ -11,8 +11,8 @@ import torch
 from transferlib._progress import tqdm
 from transferlib.models import TransferModel, preprocess
 from transferlib.training._inputs import image_batch
-from transferlib.validation import check_images
 from transferlib.training.device import resolve_device
+from transferlib.validation import check_images
 
 __all__ = ["extract"]
 

@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from transferlib._progress import tqdm
 from transferlib.models import TransferModel, build_model, preprocess
 from transferlib.training._inputs import image_batch, images_to_storage
-from transferlib.validation import check_task
 from transferlib.training.device import resolve_device, seed_everything
 from transferlib.training.extract import batched_outputs
+from transferlib.validation import check_task
 
 __all__ = [
     "SCHEDULES",
