@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from _report import report
 
 from transferlib.models import build_model, preprocess
 from transferlib.training.stacked import StackedTask, train_stacked
@@ -204,19 +203,7 @@ def main() -> None:
             }
         )
     table = pd.DataFrame(rows)
-    load_after = os.getloadavg()
-    out = Path(__file__).resolve().parent / "results"
-    out.mkdir(exist_ok=True)
-    table.to_csv(out / "bench_finetune.csv", index=False)
-    print(
-        f"# fine-tuning cost ({platform.processor() or platform.machine()}, {args.threads} "
-        f"thread(s), torch {torch.__version__})"
-    )
-    print(f"load average (1 min) before {load_before[0]:.1f}, after {load_after[0]:.1f}\n")
-    try:
-        print(table.round(2).to_markdown(index=False))
-    except ImportError:  # to_markdown needs the optional package tabulate
-        print(table.round(2).to_string(index=False))
+    report(table, "bench_finetune", "fine-tuning cost", load_before, decimals=2)
 
 
 if __name__ == "__main__":

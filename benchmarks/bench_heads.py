@@ -30,15 +30,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from _report import report
 
 from transferlib.config import RunParams
 from transferlib.data import random_class_subsets
@@ -223,19 +222,7 @@ def main() -> None:
     )
     rows += bench_sgd(ds, features, 6 if args.quick else 60, 1)
     table = pd.DataFrame(rows)
-    load_after = os.getloadavg()
-    out = Path(__file__).resolve().parent / "results"
-    out.mkdir(exist_ok=True)
-    table.to_csv(out / "bench_heads.csv", index=False)
-    print(
-        f"# retrain_heads vs scikit-learn ({platform.processor() or platform.machine()}, "
-        f"{args.threads} thread(s), torch {torch.__version__})"
-    )
-    print(f"load average (1 min) before {load_before[0]:.1f}, after {load_after[0]:.1f}\n")
-    try:
-        print(table.round(4).to_markdown(index=False))
-    except ImportError:  # to_markdown needs the optional package tabulate
-        print(table.round(4).to_string(index=False))
+    report(table, "bench_heads", "retrain_heads vs scikit-learn", load_before, decimals=4)
 
 
 if __name__ == "__main__":
