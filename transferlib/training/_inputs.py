@@ -28,8 +28,8 @@ def images_to_storage(images: Any, device: torch.device) -> torch.Tensor | Any:
 
 def image_batch(storage: Any, index: torch.Tensor | slice, device: torch.device) -> torch.Tensor:
     """One uint8 batch on ``device`` from device storage or a host array/lazy set."""
-    if isinstance(storage, torch.Tensor) and storage.device == device:
-        return storage[index]
+    if isinstance(storage, torch.Tensor) and storage.device.type != "cpu":
+        return storage[index].to(device, non_blocking=True)
     if isinstance(index, torch.Tensor):
         index = index.cpu().numpy()
     batch = storage[index]

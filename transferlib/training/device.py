@@ -37,7 +37,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise TypeError(f"device must be a str or torch.device, got {type(device).__name__}")
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return torch.device("cuda", torch.cuda.current_device())
         if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -54,6 +54,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             raise ValueError(
                 f"device {device!r} does not exist ({torch.cuda.device_count()} GPU(s))"
             )
+        if resolved.index is None:
+            # "cuda" and a tensor's "cuda:0" compare unequal; an indexed device keeps
+            # ``tensor.device == device`` true for data already on the GPU.
+            resolved = torch.device("cuda", torch.cuda.current_device())
     elif resolved.type == "mps":
         if not _mps_available():
             raise ValueError(f"device {device!r} requested but MPS is not available")
