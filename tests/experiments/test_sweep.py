@@ -230,3 +230,16 @@ def test_local_executor_runs_items_in_single_threaded_worker_processes(tmp_path)
     assert os.getpid() not in set(table["pid"])
     with pytest.raises(ValueError, match="workers"):
         local_executor(run, 0)
+
+
+def test_scores_move_numeric_inputs_to_the_device_and_leave_string_labels() -> None:
+    import numpy as np
+    import torch
+
+    from transferlib.experiments.scoring import _on_device
+
+    moved = _on_device(np.arange(4.0), "cpu")
+    assert isinstance(moved, torch.Tensor) and moved.dtype == torch.float64
+    text = np.array(["a", "b"])
+    assert _on_device(text, "cpu") is text
+    assert _on_device(None, "cpu") is None

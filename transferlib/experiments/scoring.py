@@ -6,6 +6,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import torch
+
 from transferlib.scores import SCORES
 
 __all__ = ["compute_scores"]
@@ -19,6 +22,7 @@ def compute_scores(
     source_probs: Any = None,
     features: Any = None,
     timings: bool = False,
+    device: str | torch.device | None = None,
 ) -> dict[str, float]:
     """Compute the scores ``names`` for one target task from what the source side provides.
 
@@ -33,6 +37,9 @@ def compute_scores(
     source_labels, source_probs, features : array-like, optional
     timings : bool
         Also return ``"<name>_seconds"``, the wall time of each score.
+    device : str or torch.device, optional
+        Where to compute: NumPy inputs are moved there once as torch tensors (every score
+        accepts them and computes on their device). ``None`` or ``"cpu"`` keeps NumPy.
 
     Returns
     -------
@@ -47,6 +54,11 @@ def compute_scores(
     unknown = [name for name in names if name not in SCORES]
     if unknown:
         raise ValueError(f"unknown score(s) {unknown}; registered: {sorted(SCORES)}")
+    if device is not None and torch.device(device).type != "cpu":
+        target_labels, source_labels, source_probs, features = (
+            _on_device(value, device)
+            for value in (target_labels, source_labels, source_probs, features)
+        )
     values: dict[str, float] = {}
     for name in names:
         start = time.perf_counter()
@@ -61,3 +73,11 @@ def compute_scores(
         if timings:
             values[f"{name}_seconds"] = time.perf_counter() - start
     return values
+
+
+def _on_device(value: Any, device: str | torch.device) -> Any:
+    """A numeric array as a tensor on ``device``; anything else (None, string labels) as it is."""
+    if value is None or isinstance(value, torch.Tensor):
+        return value
+    array = np.asarray(value)
+    return torch.as_tensor(array, device=device) if array.dtype.kind in "biuf" else value
