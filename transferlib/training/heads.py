@@ -16,8 +16,8 @@ estimated on that task's training samples):
     scikit-learn's stopping rule, which gives the test accuracy of the converged solution or
     better at a fraction of the cost (``benchmarks/bench_heads.py``); ask for ``tol=1e-6,
     max_iter=2000`` when the optimum itself matters (a bound on the training log-likelihood).
-    ``ftol`` (default 0, off, as scikit-learn) also stops a task at the first accepted step that
-    lowers its objective by at most ``ftol`` relative (SciPy's L-BFGS-B test); with a weak
+    ``ftol`` (default 0, off, as scikit-learn) also stops a task at the first accepted step (after
+    the first) that lowers its objective by at most ``ftol`` relative (SciPy's test); with a weak
     penalty the last iterations of the default rule only fit the training set more tightly, and
     ``ftol=3e-3`` gave better test accuracy and log-likelihood in about a third of the
     iterations (``benchmarks/bench_heads.py``). The ``iterations`` column of
@@ -529,9 +529,9 @@ def _lbfgs(
 
     Every task keeps its own curvature pairs, initial Hessian scale and backtracking (Armijo)
     step length. A task stops when the largest entry of its gradient is at most ``tol``, when no
-    step decreases its objective (float32 precision) or an accepted step decreases it by at most
-    ``ftol`` relative (``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1)``, SciPy's L-BFGS-B test), or
-    after ``max_iter`` iterations. Stopped
+    step decreases its objective (float32 precision) or an accepted step after the first (which is
+    short by design) decreases it by at most ``ftol`` relative (``(f_k - f_{k+1}) / max(|f_k|,
+    |f_{k+1}|, 1)``, SciPy's L-BFGS-B test), or after ``max_iter`` iterations. Stopped
     tasks leave the matrix products, and only the tasks still searching re-evaluate a shorter
     step. Returns the parameter matrix and each task's iterations.
     """
@@ -610,9 +610,12 @@ def _lbfgs(
             -memory:
         ]
         gamma = torch.where(curved, sy / yy.clamp(min=1e-30), gamma)
-        # an accepted step that left the loss unchanged has hit float32's resolution
-        scale = torch.maximum(torch.maximum(loss.abs(), new_loss.abs()), torch.ones_like(loss))
-        decreased = (new_loss < loss) & (loss - new_loss > ftol * scale)
+        # an accepted step that left the loss unchanged has hit float32's resolution; the ftol
+        # test skips the first step, short by design (no curvature yet)
+        decreased = new_loss < loss
+        if iteration > 0 and ftol > 0:
+            scale = torch.maximum(torch.maximum(loss.abs(), new_loss.abs()), torch.ones_like(loss))
+            decreased &= loss - new_loss > ftol * scale
         params, loss, grad = new_params, new_loss, new_grad
         active &= ~searching & decreased & (work.task_max(grad) > tol)
     else:
