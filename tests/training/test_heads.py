@@ -163,6 +163,16 @@ def test_logistic_ftol_only_stops_earlier():
         retrain_heads(*args, ftol=-1.0)
 
 
+def test_logistic_ftol_does_not_stop_at_the_short_first_step():
+    # The first L-BFGS step has no curvature and is short (length 1 in l1): with many classes
+    # and dimensions it gains less than 1% (here), and stopping there would leave a head with
+    # the chance log-likelihood log(1/30) = -3.4.
+    x, y = blobs(900, num_classes=30, dim=300, separation=0.25, seed=6)
+    table = retrain_heads(x[:600], [y[:600]], x[600:], [y[600:]], "logistic", ftol=1e-2)
+    assert table["iterations"].iloc[0] >= 2
+    assert table["test_log_likelihood"].iloc[0] > -2.0
+
+
 def test_logistic_tasks_on_different_rows_match_their_own_fits():
     # Tasks on overlapping and disjoint subsets of the rows (solved in row groups, with the
     # standardisation folded into the weights) agree with scikit-learn task by task.
