@@ -36,9 +36,9 @@ estimated on that task's training samples):
 :func:`retrain_heads` trains T heads on the same feature matrix; samples outside a task carry
 the label ``-1``. The tasks are independent problems, and each is solved as its own problem:
 
-* **No padding.** The weights of all tasks sit side by side as the columns of one matrix
-  (``sum_t K_t`` columns), so one matrix product gives every task's logits; only the cheap
-  softmax runs on a padded ``(n, T, K_max)`` view.
+* **No padding.** The logistic weights of all tasks sit side by side as the columns of one
+  matrix (``K_t`` columns per task, one for a binary task), so one matrix product gives every
+  task's logits, and the softmax runs on each task's segment of columns.
 * **Per-task L-BFGS.** The logistic solver runs one L-BFGS per task, vectorised: each task has
   its own curvature history, step length and stopping test, so a task stops when *it* has
   converged, not when the hardest task has.
