@@ -328,9 +328,10 @@ def probability_atol(dtype: Any) -> float:
 class Probabilities:
     """A validated (n, k) probability matrix and the summaries read together with it.
 
-    ``values`` is float64 on the input's backend; ``row_sums`` (n,) are the sums of its
-    rows; ``column_mass`` (k,) the sums of its columns once every row is divided by its
-    sum (n times the mean predicted distribution).
+    ``values`` is float64 (or NumPy float32, see :func:`as_probabilities`) on the input's
+    backend; ``row_sums`` (n,) are the sums of its rows and ``column_mass`` (k,) the sums of
+    its columns once every row is divided by its sum (n times the mean predicted
+    distribution), both float64.
     """
 
     values: Any
@@ -344,25 +345,30 @@ def _summaries(probs: Any) -> tuple[Any, float, Any]:
         if is_tensor(probs):
             sums = probs.sum(dim=1)
             return sums, float(probs.min()), (1.0 / sums) @ probs
-        rows = max(1, _BLOCK_BYTES // (probs.shape[1] * probs.itemsize))
+        rows = max(1, _BLOCK_BYTES // (probs.shape[1] * 8))  # float64 blocks, widened or not
         ones = np.ones(probs.shape[1])
         sums, mass, lowest = np.empty(probs.shape[0]), np.zeros(probs.shape[1]), np.inf
         for start in range(0, probs.shape[0], rows):
             block = probs[start : start + rows]
-            block_sums = np.dot(block, ones, out=sums[start : start + rows])
             lowest = min(lowest, float(block.min()))  # NaN propagates through min
+            block = block.astype(np.float64, copy=False)  # float32: widened in cache
+            block_sums = np.dot(block, ones, out=sums[start : start + rows])
             mass += (1.0 / block_sums) @ block
         return sums, lowest, mass
 
 
-def as_probabilities(p: Any, name: str, *, atol: float | None = None) -> Probabilities:
+def as_probabilities(
+    p: Any, name: str, *, atol: float | None = None, keep_float32: bool = False
+) -> Probabilities:
     """Validate a (n, k) matrix whose rows are probability distributions.
 
     Entries must be finite and non-negative and every row must sum to 1 within ``atol``
     (in [0, 1), so every row sum is positive; default :func:`probability_atol` of the
     input's dtype, so half-precision softmax output is accepted). Returns the matrix as
-    float64 (a tensor stays on its device) with its row sums and column mass
-    (:class:`Probabilities`), all from one read of the matrix in cache-sized blocks.
+    float64 (a tensor stays on its device; a NumPy float32 matrix stays float32 when
+    ``keep_float32``, for a caller that widens it block by block) with its row sums and
+    column mass (:class:`Probabilities`, float64 in every case), all from one read of the
+    matrix in cache-sized blocks.
     Raises TypeError for non-numeric data and ValueError otherwise; the message for bad
     row sums points out that logits are not accepted.
     """
@@ -370,7 +376,7 @@ def as_probabilities(p: Any, name: str, *, atol: float | None = None) -> Probabi
     tol = probability_atol(arr.dtype)
     if atol is not None:
         tol = check_real(atol, "atol", minimum=0.0, maximum=1.0, strict_maximum=True)
-    arr = _to_float(arr, keep_float32=False)
+    arr = _to_float(arr, keep_float32=keep_float32 and not is_tensor(arr))
     sums, lowest, mass = _summaries(arr)
     if is_tensor(arr):
         finite = bool(sums.isfinite().all())

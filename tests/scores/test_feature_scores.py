@@ -41,6 +41,25 @@ def test_gbc_matches_textbook(gaussian):
     )
 
 
+@pytest.mark.parametrize("d", [1, 7, 12, 64, 100, 2048])
+def test_gbc_log_terms_summed_through_products_match_textbook(d):
+    # the log terms are summed as logs of products of up to 16 columns (folding the width
+    # in halves while it is even); every width pattern must give the term-by-term sum
+    x, y = _data(4, n=90, d=d, k=4)
+    assert gbc(x, y) == pytest.approx(_textbook_gbc(x, y), rel=1e-12)
+
+
+def test_gbc_product_overflow_falls_back_to_term_by_term_logs():
+    # variances 1e50 apart in all 16 dimensions: the product of the 16 per-dimension factors
+    # (~5e24 each) overflows; the coefficient itself, ~1e-198, must still be right
+    rng = np.random.default_rng(5)
+    y = np.repeat([0, 1], 50)
+    x = rng.standard_normal((100, 16)) * np.where(y == 0, 1.0, 1e-25)[:, None]
+    expected = _textbook_gbc(x, y, var_floor=0.0)
+    assert -1e-190 < expected < -1e-210  # about -1e-198
+    assert gbc(x, y, var_floor=0.0) == pytest.approx(expected, rel=1e-9)
+
+
 def test_gbc_many_well_separated_classes_keeps_its_digits():
     rng = np.random.default_rng(3)
     y = np.arange(400) % 40

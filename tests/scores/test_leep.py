@@ -138,3 +138,18 @@ def test_property_1_upper_bound_logistic_head_on_log_theta(seed):
     head = LogisticRegression(C=1e6, tol=1e-10, max_iter=10_000).fit(features, y)
     retrained = np.mean(np.log(head.predict_proba(features)[np.arange(len(y)), y]))
     assert leep(theta, y) <= retrained
+
+
+def test_float32_input_is_read_as_such_and_computed_in_float64():
+    # float32 probabilities are widened block by block instead of copied: the result is the
+    # float64 computation on the same values, not a float32 one
+    theta, y = _problem(4, n=300, kz=30, ky=6)
+    theta32 = theta.astype(np.float32)
+    assert leep(theta32, y) == pytest.approx(leep(theta32.astype(np.float64), y), abs=1e-13)
+    np.testing.assert_allclose(
+        eep_predictions(theta32, y), eep_predictions(theta32.astype(np.float64), y), atol=1e-13
+    )
+    bad = theta32.copy()
+    bad[3, 0] = -1e-6
+    with pytest.raises(ValueError, match="negative"):
+        leep(bad, y)

@@ -142,6 +142,37 @@ def test_binary_logistic_is_scikit_learns_binomial_model():
     assert result.test_log_likelihood == pytest.approx(expected, abs=1e-4)
 
 
+def test_logistic_ftol_only_stops_earlier():
+    # ftol is a stopping test and nothing else: a task stopped by it has the head it would have
+    # after that many iterations without it; off (0) is the default rule.
+    x, y = blobs(300, num_classes=4, dim=30, separation=0.5, seed=4)
+    sets = [y % 2, y, np.where(y < 3, y, 2)]
+    args = (x[:200], [s[:200] for s in sets], x[200:], [s[200:] for s in sets], "logistic")
+    default = retrain_heads(*args)
+    assert retrain_heads(*args, ftol=0.0).equals(default)
+    early = retrain_heads(*args, ftol=1e-2)
+    assert (early["iterations"] <= default["iterations"]).all()
+    assert (early["iterations"] < default["iterations"]).any()
+    for t, used in enumerate(early["iterations"]):
+        one = [args[0], [args[1][t]], args[2], [args[3][t]], "logistic"]
+        capped = retrain_heads(*one, max_iter=int(used)).iloc[0]
+        assert capped["test_log_likelihood"] == pytest.approx(
+            early["test_log_likelihood"].iloc[t], abs=1e-5
+        )
+    with pytest.raises(ValueError, match="ftol"):
+        retrain_heads(*args, ftol=-1.0)
+
+
+def test_logistic_ftol_does_not_stop_at_the_short_first_step():
+    # The first L-BFGS step has no curvature and is short (length 1 in l1): with many classes
+    # and dimensions it gains less than 1% (here), and stopping there would leave a head with
+    # the chance log-likelihood log(1/30) = -3.4.
+    x, y = blobs(900, num_classes=30, dim=300, separation=0.25, seed=6)
+    table = retrain_heads(x[:600], [y[:600]], x[600:], [y[600:]], "logistic", ftol=1e-2)
+    assert table["iterations"].iloc[0] >= 2
+    assert table["test_log_likelihood"].iloc[0] > -2.0
+
+
 def test_logistic_tasks_on_different_rows_match_their_own_fits():
     # Tasks on overlapping and disjoint subsets of the rows (solved in row groups, with the
     # standardisation folded into the weights) agree with scikit-learn task by task.

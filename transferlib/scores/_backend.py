@@ -41,15 +41,26 @@ class Namespace:
             return np.zeros(shape)
         return self.torch.zeros(shape, dtype=self.torch.float64, device=self.device)
 
+    def empty(self, shape: tuple[int, ...]) -> Any:
+        """Uninitialised float64 array (a buffer the caller fills)."""
+        if self.torch is None:
+            return np.empty(shape)
+        return self.torch.empty(shape, dtype=self.torch.float64, device=self.device)
+
     def copy(self, a: Any) -> Any:
         return a.copy() if self.torch is None else a.clone()
 
-    def take_rows(self, x: Any, index: Any) -> Any:
-        """Rows ``index`` of ``x`` as a new contiguous array (``numpy.take`` is faster
-        than fancy indexing for this)."""
+    def take_rows(self, x: Any, index: Any, out: Any = None) -> Any:
+        """Rows ``index`` of ``x`` as a contiguous array, written into ``out`` when given (a
+        reused buffer of ``x``'s dtype: no fresh memory to fault in every time).
+        ``numpy.take`` is faster than fancy indexing for this; with ``out`` it runs with
+        ``mode="clip"``, which writes there directly (``"raise"`` goes through a
+        temporary), so ``index`` must be valid."""
         if self.torch is None:
-            return np.take(x, index, axis=0)
-        return self.torch.index_select(x, 0, index)
+            return np.take(x, index, axis=0, out=out, mode="raise" if out is None else "clip")
+        if out is None:
+            return self.torch.index_select(x, 0, index)
+        return self.torch.index_select(x, 0, index, out=out)
 
     def stack(self, rows: list[Any]) -> Any:
         return np.stack(rows) if self.torch is None else self.torch.stack(rows)

@@ -29,7 +29,7 @@ def _prepare(
 ) -> tuple[Namespace, Probabilities, np.ndarray, int]:
     """Validated probabilities (with row sums and column mass), target codes and |Y|."""
     xp = namespace(source_probs)
-    probs = as_probabilities(source_probs, "source_probs", atol=atol)
+    probs = as_probabilities(source_probs, "source_probs", atol=atol, keep_float32=True)
     codes, classes = as_labels(target_labels, "target_labels")
     check_same_length(source_probs=probs.values, target_labels=codes)
     check_n_classes(len(classes), 2, "target_labels")
@@ -55,7 +55,7 @@ def _class_blocks(
     inverse_marginal = 1.0 / xp.where(probs.column_mass > 0, probs.column_mass, 1.0)
     for lo, hi in itertools.pairwise(bounds):
         index = order_xp[lo:hi]
-        rows = xp.take_rows(probs.values, index)
+        rows = xp.asarray(xp.take_rows(probs.values, index))  # float32 widened in cache
         yield index, rows, (inverse_sums[index] @ rows) * inverse_marginal
 
 
@@ -101,7 +101,7 @@ def eep_predictions(
     """
     xp, probs, codes, k = _prepare(source_probs, target_labels, atol)
     conditional = xp.stack([row for _, _, row in _class_blocks(xp, probs, codes, k)])
-    return (probs.values @ conditional.T) / probs.row_sums[:, None]
+    return (xp.asarray(probs.values) @ conditional.T) / probs.row_sums[:, None]
 
 
 def leep(source_probs: Any, target_labels: Any, *, atol: float | None = None) -> float:
@@ -126,7 +126,8 @@ def leep(source_probs: Any, target_labels: Any, *, atol: float | None = None) ->
     source_probs : array-like or tensor of shape (n, |Z|)
         Source-model probabilities: finite, non-negative, rows summing to 1 within
         ``atol``; logits are rejected. Any float dtype is accepted and computed in
-        float64; torch input is computed with torch on its device.
+        float64 (a NumPy float32 matrix is read as such and widened block by block, with
+        no float64 copy); torch input is computed with torch on its device.
     target_labels : array-like of shape (n,)
         Target labels; at least two classes.
     atol : float, optional
