@@ -203,13 +203,19 @@ def _gram_and_eigh(x: np.ndarray) -> None:
     np.linalg.eigh(x.T @ x)
 
 
-def _read_and_pair_logs(x: np.ndarray, k: int, block: np.ndarray) -> None:
+def _read_and_pair_logs(x, k: int, block) -> None:
     """One read of the features, then one logarithm per class pair and dimension (of
-    varied values, as the pair variances are: a repeated constant would flatter the log)."""
+    varied values, as the pair variances are: a repeated constant would flatter the log).
+    NumPy arrays or torch tensors (``log`` with ``out=`` works on both)."""
     x.sum()
-    out = np.empty_like(block)
+    if isinstance(block, np.ndarray):
+        out, log = np.empty_like(block), np.log
+    else:
+        import torch
+
+        out, log = torch.empty_like(block), torch.log
     for _ in range(0, k * (k - 1) // 2, block.shape[0]):
-        np.log(block, out=out)
+        log(block, out=out)
 
 
 # -- measurement -------------------------------------------------------------------------
@@ -331,8 +337,17 @@ def main(argv: list[str] | None = None) -> None:
     def nce_floor() -> None:
         np.bincount(source_labels * args.classes + y)
 
-    gram_chol = lambda: _gram_and_cholesky(features)
     log_block = rng.uniform(0.5, 2.0, (max(1, 65536 // args.d), args.d))
+    gram_chol = lambda: _gram_and_cholesky(features)
+    gram_eigh = lambda: _gram_and_eigh(features)
+    probs_read = probs.sum
+    pair_logs = lambda: _read_and_pair_logs(features, args.classes, log_block)
+    if args.device == "cuda":  # the floors on the device the scores run on
+        block = torch.as_tensor(log_block, device="cuda")
+        gram_chol = lambda: torch.linalg.cholesky(ours_features.T @ ours_features)
+        gram_eigh = lambda: torch.linalg.eigh(ours_features.T @ ours_features)
+        probs_read = ours_probs.sum
+        pair_logs = lambda: _read_and_pair_logs(ours_features, args.classes, block)
     textbook, tllib = "textbook", "TLlib"
     cases: list[tuple[str, Callable[[], float], Callable[[], object] | None, list]] = [
         (
@@ -344,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
         (
             "leep",
             lambda: scores.leep(ours_probs, ours_labels),
-            probs.sum,
+            probs_read,
             [(textbook, lambda: _textbook_leep(probs, y))],
         ),
         (
@@ -371,7 +386,7 @@ def main(argv: list[str] | None = None) -> None:
         (
             "logme",
             lambda: scores.logme(ours_features, ours_labels),
-            lambda: _gram_and_eigh(features),
+            gram_eigh,
             [
                 (textbook, lambda: _textbook_logme(features, y)),
                 (tllib, lambda: _tllib_logme(features, y)),
@@ -386,7 +401,7 @@ def main(argv: list[str] | None = None) -> None:
         (
             "gbc",
             lambda: scores.gbc(ours_features, ours_labels),
-            lambda: _read_and_pair_logs(features, args.classes, log_block),
+            pair_logs,
             [(textbook, lambda: _textbook_gbc(features, y))],
         ),
     ]
@@ -409,9 +424,7 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[Row] = []
     for name, ours, floor, references in cases:
         ours_time, ours_value = _best_time(ours, args.repeat, sync, clock)
-        floor_time = (
-            None if floor is None else _best_time(floor, args.repeat, lambda: None, clock)[0]
-        )
+        floor_time = None if floor is None else _best_time(floor, args.repeat, sync, clock)[0]
         compared = [] if args.no_reference else references
         new = [Row(name, ours_time, floor_time, "-", None, None)] if not compared else []
         for label, reference in compared:
