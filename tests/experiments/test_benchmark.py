@@ -117,12 +117,19 @@ def test_a_winner_needs_an_interval_of_the_difference_above_zero() -> None:
     generator = np.random.default_rng(4)
     truth = generator.uniform(0.2, 0.9, 80)
     good, bad = truth + generator.normal(0, 0.02, 80), generator.normal(size=80)
-    sweep, scores = _sweep("tasks", {"good": good, "bad": bad, "twin": good}, truth, 1)
+    close = good + generator.normal(0, 0.02, 80)
+    columns = {"good": good, "bad": bad, "twin": 2 * good, "close": close}
+    sweep, scores = _sweep("tasks", columns, truth, 1)
     run = RunParams(seed=0)
-    measures = score_measures(run, PRESET, [sweep], scores, ["good", "bad"])
-    assert winners(run, PRESET, [sweep], scores, measures)["winner"].item() == "good"
-    measures = score_measures(run, PRESET, [sweep], scores, ["good", "twin"])
-    assert winners(run, PRESET, [sweep], scores, measures)["winner"].item() == "none"
+
+    def winner(names: list[str]) -> pd.Series:
+        measures = score_measures(run, PRESET, [sweep], scores, names)
+        return winners(run, PRESET, [sweep], scores, measures).iloc[0]
+
+    assert winner(["good", "bad"])["winner"] == "good"
+    tied = winner(["good", "twin", "bad"])  # the same order: best together, against "bad"
+    assert tied["winner"] == "good = twin" and tied["runner_up"] == "bad"
+    assert winner(["good", "close"])["winner"] == "none"
 
 
 def test_run_scores_computes_every_score_records_why_one_is_missing_and_resumes(

@@ -98,8 +98,8 @@ class BenchmarkPreset(Preset):
 
     chapters: tuple[str, ...] = ("nce", "leep", "hscore", "p2l")
     leep_settings: tuple[str, ...] = leep.SETTINGS
-    max_tasks: int | None = 30
-    max_train: int | None = 500
+    max_tasks: int | None = 20
+    max_train: int | None = 300
     n_boot: int = 1000
     level: float = 0.95
 
@@ -805,7 +805,9 @@ def winners(
     Rule: the score with the largest tau_w *wins* a sweep when the bootstrap interval of its
     tau_w minus the runner-up's, over the same resampled targets, lies above zero; otherwise the
     sweep has no winner (the best two are not told apart by this many targets), as has a sweep
-    with one target (no resampling of targets is possible).
+    with one target (no resampling of targets is possible). Scores tied at the top (the H-score
+    and the normalised H-score order the candidates of one target alike) are best together,
+    joined by " = ", and the runner-up is the next score below them.
 
     Returns
     -------
@@ -817,23 +819,29 @@ def winners(
     for sweep in sweeps:
         part = measures[(measures["sweep"] == sweep.name) & np.isfinite(measures["tau_w"])]
         part = part.sort_values("tau_w", ascending=False, kind="stable")
-        if len(part) < 2:
+        tied = (
+            np.isclose(part["tau_w"], part["tau_w"].iloc[0], rtol=0, atol=1e-12)
+            if len(part)
+            else np.array([], bool)
+        )
+        if tied.all():
             continue
-        best, second = part.iloc[0], part.iloc[1]
+        best, second = part[tied], part[~tied].iloc[0]
         table = sweep.truth.merge(scores[sweep.unit], on="item", how="inner")
         picks = _resampler(run.seed, sweep.name, preset.n_boot)
-        draws = _tau_differences(sweep, table, best["score"], second["score"], picks)
+        draws = _tau_differences(sweep, table, best["score"].iloc[0], second["score"], picks)
         low, high = bootstrap_interval(draws, preset.level)
+        name = " = ".join(best["score"])
         rows.append(
             {
                 "sweep": sweep.name,
-                "best": best["score"],
-                "tau_w": best["tau_w"],
+                "best": name,
+                "tau_w": best["tau_w"].iloc[0],
                 "runner_up": second["score"],
                 "runner_up_tau_w": second["tau_w"],
                 "difference_low": low,
                 "difference_high": high,
-                "winner": best["score"] if np.isfinite(low) and low > 0 else "none",
+                "winner": name if np.isfinite(low) and low > 0 else "none",
             }
         )
     return pd.DataFrame(rows)
@@ -845,8 +853,8 @@ def timing_table(sweeps: Sequence[Sweep], scores: dict[str, pd.DataFrame]) -> pd
     Returns
     -------
     DataFrame
-        One row per (chapter, score): ``chapter, score, items, median_seconds, total_seconds,
-        median_n_train``.
+        One row per (chapter, score): ``chapter, score, items, seconds`` (in all),
+        ``median_n_train`` (examples per task) and ``seconds_per_item``.
     """
     units = {s.unit: s.chapter for s in sweeps}
     rows = []
@@ -895,8 +903,10 @@ def score_summary(measures: pd.DataFrame, winners: pd.DataFrame) -> pd.DataFrame
         mean_rank=("rank", "mean"),
         median_regret=("regret", "median"),
     )
-    summary["best"] = winners["best"].value_counts().reindex(summary.index, fill_value=0)
-    counted = winners["winner"][winners["winner"] != "none"].value_counts()
+    best = winners["best"].str.split(" = ").explode()
+    summary["best"] = best.value_counts().reindex(summary.index, fill_value=0)
+    decided = winners["winner"][winners["winner"] != "none"].str.split(" = ").explode()
+    counted = decided.value_counts()
     summary["wins"] = counted.reindex(summary.index, fill_value=0)
     columns = ["sweeps", "median_tau_w", "mean_rank", "best", "wins", "median_regret"]
     return summary[columns].sort_values("mean_rank", kind="stable").reset_index()
@@ -939,7 +949,12 @@ def run_benchmark(
     units = list(dict.fromkeys(s.unit for s in sweeps))
     scores = {
         u: run_scores(
-            run, u, max_tasks=preset.max_tasks, max_train=preset.max_train, progress=progress
+            run,
+            u,
+            max_tasks=preset.max_tasks,
+            max_train=preset.max_train,
+            progress=progress,
+            executor=executor,
         )
         for u in units
     }

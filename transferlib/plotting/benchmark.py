@@ -64,9 +64,9 @@ def plot_measure_heatmap(
                 color="white" if strong else "#333333")  # fmt: skip
     if winners is not None:
         for _, row in winners[winners["winner"] != "none"].iterrows():
-            if row["sweep"] in sweeps and row["winner"] in scores:
-                j, i = sweeps.index(row["sweep"]), scores.index(row["winner"])
-                ax.add_patch(_frame(i, j))
+            for name in row["winner"].split(" = "):
+                if row["sweep"] in sweeps and name in scores:
+                    ax.add_patch(_frame(scores.index(name), sweeps.index(row["sweep"])))
     ax.set_xticks(range(len(sweeps)), sweeps, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(len(scores)), scores, fontsize=8)
     for label in ax.get_yticklabels():
