@@ -476,6 +476,14 @@ def _nce_sweeps(
     return [Sweep("NCE attributes", "nce", "selection", "nce/attributes", label, truth)]
 
 
+#: Short names in sweep names (they label the heatmaps' columns).
+_SHORT = {
+    "efficientnet_lite0": "lite0",
+    "re-train head": "head",
+    "fine-tune": "fine-tune",
+}
+
+
 def _leep_sweeps(
     run: RunParams, benchmark: BenchmarkPreset, progress: bool, executor: Executor | None
 ) -> list[Sweep]:
@@ -487,7 +495,7 @@ def _leep_sweeps(
         for (source, method), part in table.groupby(["source", "method"], sort=False):
             sweeps.append(
                 Sweep(
-                    f"LEEP {setting}, {source}, {method}",
+                    f"LEEP {setting}, {_SHORT.get(source, source)}, {_SHORT[method]}",
                     "leep",
                     "tasks",
                     f"leep/{setting}/{source}",
