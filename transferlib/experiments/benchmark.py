@@ -948,6 +948,9 @@ def run_benchmark(
 ) -> tuple[list[Sweep], dict[str, pd.DataFrame], pd.DataFrame]:
     """The sweeps, every score on each of their units, and the measures (see module docstring).
 
+    ``executor`` runs the chapters' sweeps where a cold cache must compute them; the scores are
+    computed in this process, so that their wall times are comparable.
+
     Returns
     -------
     (sweeps, scores, measures)
@@ -955,14 +958,11 @@ def run_benchmark(
     """
     sweeps = benchmark_sweeps(run, preset, progress=progress, executor=executor)
     units = list(dict.fromkeys(s.unit for s in sweeps))
+    # the scores are computed in this process, one after the other, so that each one's wall
+    # time is taken with nothing else of the benchmark running
     scores = {
         u: run_scores(
-            run,
-            u,
-            max_tasks=preset.max_tasks,
-            max_train=preset.max_train,
-            progress=progress,
-            executor=executor,
+            run, u, max_tasks=preset.max_tasks, max_train=preset.max_train, progress=progress
         )
         for u in units
     }
