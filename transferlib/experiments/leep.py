@@ -98,6 +98,7 @@ __all__ = [
     "run_properties",
     "run_source_selection",
     "run_transfer",
+    "setting_dataset",
     "setting_tasks",
     "source_network",
     "table1",
@@ -576,6 +577,11 @@ def _setting_dataset(run: RunParams, preset: LEEPPreset, setting: str) -> ImageD
     return _dataset(
         run, preset.data, "main" if preset.setting(setting).target == "pool" else "gray"
     )
+
+
+def setting_dataset(run: RunParams, preset: LEEPPreset, setting: str) -> ImageDataset:
+    """The data set the tasks of ``setting`` index into (the main one, or the grey digits)."""
+    return _setting_dataset(run, preset, setting)
 
 
 # ------------------------------------------------------------------------------------------------

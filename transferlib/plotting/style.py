@@ -76,6 +76,8 @@ CONCEPT_COLOURS: dict[str, str] = {
     "nleep": "#CC79A7",
     "gbc": "#8C564B",
     "transrate": "#F0E442",
+    "parc": "#44AA99",
+    "sfda": "#AA4499",
     "p2l": "#000000",
     # source models
     "efficientnet_lite0": "#56B4E9",
