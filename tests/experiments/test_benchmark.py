@@ -171,3 +171,15 @@ def test_bad_presets_and_units_are_refused_before_any_work() -> None:
         benchmark.run_scores(RunParams(), "p2l/pairs", ["entropy"])
     with pytest.raises(ValueError, match="unit"):
         benchmark.run_scores(RunParams(), "imagenet/models")
+
+
+def test_presets_choose_registered_scores_and_default_to_all() -> None:
+    from transferlib.experiments.benchmark import PRESETS, BenchmarkPreset
+    from transferlib.scores import SCORES
+
+    assert PRESETS["full"].score_names == tuple(SCORES)
+    assert "nleep" not in PRESETS["book"].score_names
+    with pytest.raises(ValueError, match="registered"):
+        BenchmarkPreset(scores=("nleep", "bogus"))
+    with pytest.raises(ValueError, match="registered"):
+        BenchmarkPreset(scores=())
