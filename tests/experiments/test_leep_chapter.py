@@ -199,6 +199,32 @@ def test_transfer_table_and_resuming_an_interrupted_sweep(shared_run, monkeypatc
     assert len(heads) == 30 and len(calls) == 1 and len(calls[0]) == 10
 
 
+def test_stacks_put_tasks_of_like_size_together_largest_first(shared_run):
+    tasks = leep.setting_tasks(shared_run, TINY.replace({"large": {"n_tasks": 7}}), "large")
+    stacks = leep._stacks(tasks, 3)
+    assert [len(s) for s in stacks] == [3, 3, 1]
+    sizes = [len(spec.train_indices) for stack in stacks for spec in stack]
+    assert sizes == sorted(sizes, reverse=True)
+    assert sorted(spec.name for stack in stacks for spec in stack) == sorted(t.name for t in tasks)
+
+
+@pytest.mark.slow
+def test_fine_tuning_does_not_depend_on_stacks_or_worker_processes(shared_run):
+    """Stacks of one task on two worker processes give the rows of one stack in this process
+    (train_stacked is exact), in the order of the tasks."""
+    from transferlib.experiments.sweep import local_executor
+
+    tiny = TINY.replace({"large": {"n_finetune": 3}, "finetune": {"stack_size": 3}})
+    together = leep._fine_tuning(shared_run, tiny, "large", "resnet20", False, None)
+    apart = tiny.replace({"finetune": {"stack_size": 1}})
+    with local_executor(shared_run, 2) as executor:
+        separate = leep._fine_tuning(shared_run, apart, "large", "resnet20", False, executor)
+    names = [spec.name for spec in leep.setting_tasks(shared_run, tiny, "large")[:3]]
+    assert list(together["task"].unique()) == list(separate["task"].unique()) == names
+    np.testing.assert_allclose(together["train_loss"], separate["train_loss"], atol=1e-4)
+    np.testing.assert_allclose(together["test_accuracy"], separate["test_accuracy"], atol=0.05)
+
+
 @pytest.mark.slow
 def test_properties_and_convergence_at_tiny_scale(shared_run):
     settings = ("small", "small-gray")

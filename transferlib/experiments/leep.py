@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from transferlib.cache import ResultStore
 from transferlib.config import RunParams, register_presets
 from transferlib.data import (
     ImageDataset,
@@ -73,7 +74,7 @@ from transferlib.experiments.sources import (
     run_dataset,
     train_network,
 )
-from transferlib.experiments.sweep import result_store, run_sweep
+from transferlib.experiments.sweep import result_store, run_sweep, task_key
 from transferlib.models import IMAGENET_TOP1, preprocess
 
 __all__ = [
@@ -148,6 +149,9 @@ class SettingSpec(Preset):
     minority : tuple of int
         Range of the smaller class (``kind="imbalanced"``); the other is ``ratio`` times larger.
     ratio : int
+    class_balanced : bool
+        Fine-tune on the class-balanced cross-entropy (each example weighted by ``n / (K n_k)``,
+        :func:`~transferlib.training.stacked.train_stacked`) instead of the paper's plain one.
     """
 
     kind: Literal["subsets", "balanced", "imbalanced"]
@@ -162,6 +166,7 @@ class SettingSpec(Preset):
     per_class: int = 50
     minority: tuple[int, int] = (30, 60)
     ratio: int = 5
+    class_balanced: bool = False
 
 
 @dataclass(frozen=True)
@@ -631,7 +636,42 @@ class _Outputs:
     cut: str | None
 
 
-@functools.lru_cache(maxsize=3)
+def _output_rows(run: RunParams, preset: LEEPPreset, which: str) -> tuple[ImageDataset, np.ndarray]:
+    """The dataset of outputs ``which`` and the rows a source runs on (see :func:`_outputs`)."""
+    dataset = _dataset(run, preset.data, "main" if which == "selection" else which)
+    if which != "selection":
+        return dataset, np.arange(len(dataset))
+    spec = selection_task(run, preset)
+    return dataset, np.concatenate([spec.train_indices, spec.test_indices])
+
+
+def _cache_source(run: RunParams, preset: LEEPPreset, item: tuple[str, str]) -> None:
+    """Train or extract into the disk cache what ``_outputs(run, preset, *item)`` reads: the
+    source network and its activation maps (or outputs) on the rows of ``which``."""
+    name, which = item
+    network = source_network(run, preset, name)
+    dataset, rows = _output_rows(run, preset, which)
+    cut = fine_tune_cut(preset, network.architecture)
+    if cut is None:
+        network_outputs(run, network, dataset.images[rows], ("probs", "features"))
+    else:
+        network_activations(run, network, dataset.images[rows], cut)
+
+
+def _cache_sources(
+    run: RunParams,
+    preset: LEEPPreset,
+    items: Sequence[tuple[str, str]],
+    executor: Executor | None,
+) -> None:
+    """Build the (source, outputs) ``items`` side by side on the executor's workers, one item a
+    worker, so that the sweeps after them only read the cache (without an executor each is built
+    in this process when first needed)."""
+    if executor is not None:
+        list(executor.map(functools.partial(_cache_source, run, preset), items))
+
+
+@functools.lru_cache(maxsize=6)
 def _outputs(run: RunParams, preset: LEEPPreset, name: str, which: str) -> _Outputs:
     """Probabilities, penultimate features and fine-tuning inputs of source ``name`` on dataset
     ``which``: every image of ``"main"`` or ``"gray"``, or (``"selection"``) the rows of the
@@ -642,11 +682,7 @@ def _outputs(run: RunParams, preset: LEEPPreset, name: str, which: str) -> _Outp
     :func:`~transferlib.experiments.sources.network_outputs`.
     """
     network = source_network(run, preset, name)
-    dataset = _dataset(run, preset.data, "main" if which == "selection" else which)
-    rows = np.arange(len(dataset))
-    if which == "selection":
-        spec = selection_task(run, preset)
-        rows = np.concatenate([spec.train_indices, spec.test_indices])
+    dataset, rows = _output_rows(run, preset, which)
     images = dataset.images[rows]
     cut = fine_tune_cut(preset, network.architecture)
     if cut is None:
@@ -685,6 +721,39 @@ def _outputs(run: RunParams, preset: LEEPPreset, name: str, which: str) -> _Outp
 
 def _which(spec: SettingSpec) -> str:
     return "main" if spec.target == "pool" else "gray"
+
+
+@dataclass(frozen=True)
+class _Sweep:
+    """One resumable sweep of the chapter: what :func:`run_sweep` needs, built before running so
+    that a runner can ask which sweeps still have rows to compute."""
+
+    store: ResultStore
+    items: Sequence[Any]
+    compute: Callable[[Any], Any]
+    keys: Callable[[Any], list[dict[str, Any]]]
+    desc: str
+
+    def pending(self) -> bool:
+        """Whether some row of the sweep is not in its store yet."""
+        done = self.store.completed_keys()
+        columns = self.store.key_columns
+        return any(
+            tuple(str(key[c]) for c in columns) not in done
+            for item in self.items
+            for key in self.keys(item)
+        )
+
+    def run(self, progress: bool, executor: Executor | None) -> pd.DataFrame:
+        return run_sweep(
+            self.store,
+            self.items,
+            self.compute,
+            keys=self.keys,
+            executor=executor,
+            progress=progress,
+            desc=self.desc,
+        )
 
 
 def score_names(preset: LEEPPreset, n_train: int, num_classes: int) -> list[str]:
@@ -747,6 +816,16 @@ def _score_row(
     }
 
 
+def _score_sweep(run: RunParams, preset: LEEPPreset, setting: str, source: str) -> _Sweep:
+    return _Sweep(
+        result_store(run, _MODULE, f"scores-{setting}-{source}", ("task",), preset),
+        setting_tasks(run, preset, setting),
+        functools.partial(_score_row, run, preset, setting, source),
+        task_key,
+        f"scores {setting} {source}",
+    )
+
+
 def _scores(
     run: RunParams,
     preset: LEEPPreset,
@@ -755,20 +834,20 @@ def _scores(
     progress: bool,
     executor: Executor | None,
 ) -> pd.DataFrame:
-    store = result_store(run, _MODULE, f"scores-{setting}-{source}", ("task",), preset)
-    compute = functools.partial(_score_row, run, preset, setting, source)
-    return run_sweep(
-        store,
-        setting_tasks(run, preset, setting),
-        compute,
-        executor=executor,
-        progress=progress,
-        desc=f"scores {setting} {source}",
-    )
+    return _score_sweep(run, preset, setting, source).run(progress, executor)
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[tuple[Any, ...]]:
     return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def _stacks(tasks: Sequence[TaskSpec], size: int) -> list[tuple[TaskSpec, ...]]:
+    """Tasks in stacks of ``size`` for :func:`~transferlib.training.stacked.train_stacked`, the
+    largest first: a stack runs as many steps as its largest task has batches (the others idle
+    meanwhile), so tasks of like size go together, and the longest stacks start first on an
+    executor's workers. Each task's result does not depend on its stack."""
+    by_size = sorted(tasks, key=lambda spec: len(spec.train_indices), reverse=True)
+    return _chunks(by_size, size)
 
 
 def _chunk_keys(chunk: tuple[TaskSpec, ...]) -> list[dict[str, Any]]:
@@ -809,6 +888,16 @@ def _head_rows(
     ]
 
 
+def _head_sweep(run: RunParams, preset: LEEPPreset, setting: str, source: str) -> _Sweep:
+    return _Sweep(
+        result_store(run, _MODULE, f"heads-{setting}-{source}", ("task",), preset),
+        _chunks(setting_tasks(run, preset, setting), 20),
+        functools.partial(_head_rows, run, preset, setting, source),
+        _chunk_keys,
+        f"heads {setting} {source}",
+    )
+
+
 def _heads(
     run: RunParams,
     preset: LEEPPreset,
@@ -817,18 +906,7 @@ def _heads(
     progress: bool,
     executor: Executor | None,
 ) -> pd.DataFrame:
-    store = result_store(run, _MODULE, f"heads-{setting}-{source}", ("task",), preset)
-    chunks = _chunks(setting_tasks(run, preset, setting), 20)
-    compute = functools.partial(_head_rows, run, preset, setting, source)
-    return run_sweep(
-        store,
-        chunks,
-        compute,
-        keys=_chunk_keys,
-        executor=executor,
-        progress=progress,
-        desc=f"heads {setting} {source}",
-    )
+    return _head_sweep(run, preset, setting, source).run(progress, executor)
 
 
 def _stacked_task(ds: ImageDataset, spec: TaskSpec, seed: int) -> Any:
@@ -871,6 +949,7 @@ def _fine_tune_chunk(
     chunk: Sequence[TaskSpec],
     stream: str,
     progress: bool,
+    class_balanced: bool = False,
 ) -> list[pd.DataFrame]:
     from transferlib.training.stacked import train_stacked
 
@@ -897,6 +976,7 @@ def _fine_tune_chunk(
         batch_size=ft.batch_size,
         momentum=ft.momentum,
         weight_decay=ft.weight_decay,
+        class_balanced=class_balanced,
         transform=transform,
         device=run.device,
         progress=progress,
@@ -924,12 +1004,27 @@ def _finetune_rows(
         chunk,
         f"fine-tune-{setting}",
         progress,
+        spec.class_balanced,
     )
     return _history_rows(chunk, histories, [_majority(ds, s) for s in chunk])
 
 
 def _epoch_keys(epochs: int, chunk: tuple[TaskSpec, ...]) -> list[dict[str, Any]]:
     return [{"task": s.name, "epoch": e} for s in chunk for e in range(1, epochs + 1)]
+
+
+def _finetune_sweep(
+    run: RunParams, preset: LEEPPreset, setting: str, source: str, progress: bool
+) -> _Sweep:
+    spec = preset.setting(setting)
+    tasks = setting_tasks(run, preset, setting)[: spec.n_finetune]
+    return _Sweep(
+        result_store(run, _MODULE, f"finetune-{setting}-{source}", ("task", "epoch"), preset),
+        _stacks(tasks, preset.finetune.stack_size),
+        functools.partial(_finetune_rows, run, preset, setting, source, progress),
+        functools.partial(_epoch_keys, spec.finetune_epochs),
+        f"fine-tune {setting} {source}",
+    )
 
 
 def _fine_tuning(
@@ -940,20 +1035,15 @@ def _fine_tuning(
     progress: bool,
     executor: Executor | None,
 ) -> pd.DataFrame:
-    spec = preset.setting(setting)
-    store = result_store(run, _MODULE, f"finetune-{setting}-{source}", ("task", "epoch"), preset)
-    tasks = setting_tasks(run, preset, setting)[: spec.n_finetune]
-    chunks = _chunks(tasks, preset.finetune.stack_size)
-    compute = functools.partial(_finetune_rows, run, preset, setting, source, progress)
-    return run_sweep(
-        store,
-        chunks,
-        compute,
-        keys=functools.partial(_epoch_keys, spec.finetune_epochs),
-        executor=executor,
-        progress=progress,
-        desc=f"fine-tune {setting} {source}",
-    )
+    table = _finetune_sweep(run, preset, setting, source, progress).run(progress, executor)
+    return _in_task_order(table, setting_tasks(run, preset, setting))
+
+
+def _in_task_order(table: pd.DataFrame, tasks: Sequence[TaskSpec]) -> pd.DataFrame:
+    """Rows of per-epoch histories in the order of ``tasks`` (a sweep returns its stacks' order)."""
+    rank = table["task"].map({spec.name: i for i, spec in enumerate(tasks)})
+    ordered = table.assign(_rank=rank).sort_values(["_rank", "epoch"], kind="stable")
+    return ordered.drop(columns="_rank").reset_index(drop=True)
 
 
 def run_transfer(
@@ -979,6 +1069,15 @@ def run_transfer(
         macro_f1, majority_accuracy, n_train, n_test, num_classes``, the scores, ``mean_log_top``
         (mean log-probability of the predicted source label) and ``epochs``.
     """
+    which = _which(preset.setting(setting))
+    pending = [
+        (source, which)
+        for source in SOURCES
+        if _score_sweep(run, preset, setting, source).pending()
+        or _head_sweep(run, preset, setting, source).pending()
+        or _finetune_sweep(run, preset, setting, source, progress).pending()
+    ]
+    _cache_sources(run, preset, pending, executor)
     parts = []
     for source in SOURCES:
         scores = _scores(run, preset, setting, source, progress, executor)
@@ -1150,20 +1249,15 @@ def _reference_rows(
 def _references(
     run: RunParams, preset: LEEPPreset, setting: str, progress: bool, executor: Executor | None
 ) -> pd.DataFrame:
-    spec = preset.setting(setting)
-    store = result_store(run, _MODULE, f"references-{setting}", ("task", "epoch"), preset)
-    tasks = setting_tasks(run, preset, setting)[: spec.n_finetune]
-    chunks = _chunks(tasks, preset.finetune.stack_size)
-    compute = functools.partial(_reference_rows, run, preset, setting, progress)
-    return run_sweep(
-        store,
-        chunks,
-        compute,
-        keys=functools.partial(_epoch_keys, preset.reference_training.epochs),
-        executor=executor,
-        progress=progress,
-        desc=f"references {setting}",
+    tasks = setting_tasks(run, preset, setting)[: preset.setting(setting).n_finetune]
+    sweep = _Sweep(
+        result_store(run, _MODULE, f"references-{setting}", ("task", "epoch"), preset),
+        _stacks(tasks, preset.finetune.stack_size),
+        functools.partial(_reference_rows, run, preset, setting, progress),
+        functools.partial(_epoch_keys, preset.reference_training.epochs),
+        f"references {setting}",
     )
+    return _in_task_order(sweep.run(progress, executor), tasks)
 
 
 def run_convergence(
@@ -1390,18 +1484,16 @@ def run_meta_transfer(
         One row per episode: ``task, accuracy, majority_accuracy``, the scores, ``n_train,
         n_test, num_classes``.
     """
-    store = result_store(run, _MODULE, "meta-transfer", ("task",), preset)
-    chunks = _chunks(meta_episodes(run, preset), 20)
-    compute = functools.partial(_meta_rows, run, preset, progress)
-    table = run_sweep(
-        store,
-        chunks,
-        compute,
-        keys=_chunk_keys,
-        executor=executor,
-        progress=progress,
-        desc="meta-transfer",
+    sweep = _Sweep(
+        result_store(run, _MODULE, "meta-transfer", ("task",), preset),
+        _chunks(meta_episodes(run, preset), 20),
+        functools.partial(_meta_rows, run, preset, progress),
+        _chunk_keys,
+        "meta-transfer",
     )
+    if executor is not None and sweep.pending():
+        _meta_model(run, preset, progress)  # meta-trained once here, read by the workers
+    table = sweep.run(progress, executor)
     return table.assign(setting="meta", source=SOURCES[0], method="meta-transfer")
 
 
