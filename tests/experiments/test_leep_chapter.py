@@ -59,6 +59,8 @@ def test_book_preset_meets_the_task_counts_and_full_is_the_papers_protocol():
     assert full.large.head_epochs == full.large.finetune_epochs == 100
     assert full.imbalanced.minority == (30, 60) and full.imbalanced.ratio == 5
     assert full.finetune.cuts == () and full.finetune.lr == 0.01 and full.finetune.batch_size == 10
+    for setting in ("imbalanced", "imbalanced-gray"):  # the paper's plain loss at full scale
+        assert book.setting(setting).class_balanced and not full.setting(setting).class_balanced
     assert len(leep.selection_candidates(book)) >= 6
     with pytest.raises(ValueError, match="unknown setting"):
         book.setting("huge")

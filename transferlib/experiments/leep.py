@@ -92,9 +92,11 @@ __all__ = [
     "SettingSpec",
     "correlation_table",
     "fine_tune_cut",
+    "finetune_baselines",
     "leep_networks",
     "level_table",
     "run_convergence",
+    "run_loss_control",
     "run_meta_transfer",
     "run_properties",
     "run_source_selection",
@@ -336,6 +338,7 @@ BOOK = LEEPPreset(
         head_epochs=20,
         finetune_epochs=10,
         minority=(10, 20),
+        class_balanced=True,
     ),
     imbalanced_gray=SettingSpec(
         kind="imbalanced",
@@ -345,6 +348,7 @@ BOOK = LEEPPreset(
         head_epochs=20,
         finetune_epochs=10,
         minority=(10, 25),
+        class_balanced=True,
     ),
     finetune=FineTuneSpec(
         cuts=(("efficientnet_lite", "stage7"), ("resnet20", "layer3.1"), ("small_cnn", "block2")),
@@ -424,12 +428,14 @@ PRESETS: dict[str, LEEPPreset] = scaled(
             "minority": (30, 60),
             "head_epochs": 20,
             "finetune_epochs": 20,
+            "class_balanced": False,
         },
         "imbalanced_gray": {
             "n_tasks": 200,
             "n_finetune": 200,
             "head_epochs": 20,
             "finetune_epochs": 20,
+            "class_balanced": False,
         },
         "finetune": {"cuts": (), "stack_size": 1},
         "reference_training": {"epochs": 100},
@@ -1784,12 +1790,88 @@ def _trained(
     )
 
 
+def _group_baselines(
+    role: str, setting: str, architecture: str, table: pd.DataFrame, specs: dict[str, TaskSpec]
+) -> dict[str, Any]:
+    """One row of :func:`baseline_summary` for the per-epoch histories of many networks."""
+    networks = [
+        _trained(
+            task,
+            role,
+            architecture,
+            history,
+            float(history["majority_accuracy"].iloc[0]),
+            len(specs[task].test_indices),
+        )
+        for task, history in table.groupby("task", sort=False)
+    ]
+    margins = [n.test_accuracy - n.majority_accuracy for n in networks]
+    return {
+        "network": f"{len(networks)} tasks",
+        "role": role,
+        "setting": setting,
+        "architecture": architecture,
+        "networks": len(networks),
+        "beat baseline": sum(n.beats_baseline() for n in networks),
+        "test accuracy": float(np.mean([n.test_accuracy for n in networks])),
+        "majority accuracy": float(np.mean([n.majority_accuracy for n in networks])),
+        "smallest margin": min(margins),
+    }
+
+
+def finetune_baselines(
+    run: RunParams, preset: LEEPPreset, settings: Sequence[str] = SETTINGS
+) -> pd.DataFrame:
+    """The fine-tuned networks of ``settings`` against their majority-class baselines, one row per
+    (setting, source): how many beat it by
+    :meth:`~transferlib.experiments.sources.Network.baseline_margin`, the mean test accuracy
+    and baseline, the smallest margin. Reads the result stores (run the experiments first)."""
+    rows = []
+    for setting in settings:
+        specs = {t.name: t for t in setting_tasks(run, preset, setting)}
+        for source in SOURCES:
+            tuned = _fine_tuning(run, preset, setting, source, False, None)
+            rows.append(_group_baselines("fine-tuned", setting, source, tuned, specs))
+    return pd.DataFrame(rows)
+
+
+def run_loss_control(
+    run: RunParams,
+    preset: LEEPPreset,
+    *,
+    progress: bool = True,
+    executor: Executor | None = None,
+) -> pd.DataFrame:
+    """The settings fine-tuned on the class-balanced loss, fine-tuned again on the paper's plain
+    cross-entropy (same tasks, heads and batch order): why the preset weights the classes.
+
+    Returns
+    -------
+    DataFrame
+        One row per (setting, source, loss) as :func:`finetune_baselines`, with ``loss``
+        (``"class-balanced"`` or ``"plain"``) and ``macro_f1`` (mean test F1). Empty when no
+        setting of the preset uses the class-balanced loss.
+    """
+    rows = []
+    for setting in SETTINGS:
+        if not preset.setting(setting).class_balanced:
+            continue
+        plain = preset.replace({setting.replace("-", "_"): {"class_balanced": False}})
+        specs = {t.name: t for t in setting_tasks(run, preset, setting)}
+        for source in SOURCES:
+            for loss, variant in (("class-balanced", preset), ("plain", plain)):
+                tuned = _fine_tuning(run, variant, setting, source, progress, executor)
+                last = tuned[tuned["epoch"] == tuned["epoch"].max()]
+                row = _group_baselines("fine-tuned", setting, source, tuned, specs)
+                rows.append({**row, "loss": loss, "macro_f1": float(last["test_macro_f1"].mean())})
+    return pd.DataFrame(rows)
+
+
 def baseline_summary(run: RunParams, preset: LEEPPreset) -> pd.DataFrame:
     """Every trained network of the chapter against its majority-class baseline.
 
     Sources and §5.7 candidates one row each; fine-tuned networks and references (which are
-    many) summarised per (role, setting, source): how many beat their baseline by
-    :meth:`~transferlib.experiments.sources.Network.baseline_margin`, and the smallest margin.
+    many) summarised per (role, setting, source) as in :func:`finetune_baselines`.
     Reads the result stores (run the experiments first).
     """
     rows = []
@@ -1807,51 +1889,14 @@ def baseline_summary(run: RunParams, preset: LEEPPreset) -> pd.DataFrame:
                 "smallest margin": network.test_accuracy - network.majority_accuracy,
             }
         )
-    groups = []
-    for setting in SETTINGS:
-        ds = _setting_dataset(run, preset, setting)
-        for source in SOURCES:
-            tuned = _fine_tuning(run, preset, setting, source, False, None)
-            groups.append(("fine-tuned", setting, source, tuned, ds))
+    references = []
     for setting in ("small", "small-gray"):
-        groups.append(
-            (
-                "reference",
-                setting,
-                preset.reference_training.model,
-                _references(run, preset, setting, False, None),
-                _setting_dataset(run, preset, setting),
-            )
-        )
-    specs = {s: {t.name: t for t in setting_tasks(run, preset, s)} for s in SETTINGS}
-    for role, setting, source, table, _ in groups:
-        networks = [
-            _trained(
-                task,
-                role,
-                source,
-                history,
-                float(history["majority_accuracy"].iloc[0]),
-                len(specs[setting][task].test_indices),
-            )
-            for task, history in table.groupby("task", sort=False)
-        ]
-        margins = [n.test_accuracy - n.majority_accuracy for n in networks]
-        worst = int(np.argmin(margins))
-        rows.append(
-            {
-                "network": f"{len(networks)} tasks",
-                "role": role,
-                "setting": setting,
-                "architecture": source,
-                "networks": len(networks),
-                "beat baseline": sum(n.beats_baseline() for n in networks),
-                "test accuracy": float(np.mean([n.test_accuracy for n in networks])),
-                "majority accuracy": float(np.mean([n.majority_accuracy for n in networks])),
-                "smallest margin": margins[worst],
-            }
-        )
-    return pd.DataFrame(rows)
+        specs = {t.name: t for t in setting_tasks(run, preset, setting)}
+        table = _references(run, preset, setting, False, None)
+        model = preset.reference_training.model
+        references.append(_group_baselines("reference", setting, model, table, specs))
+    parts = [pd.DataFrame(rows), finetune_baselines(run, preset), pd.DataFrame(references)]
+    return pd.concat(parts, ignore_index=True)
 
 
 def bootstrap_difference(
