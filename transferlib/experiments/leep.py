@@ -336,7 +336,7 @@ BOOK = LEEPPreset(
         n_tasks=60,
         n_finetune=24,
         head_epochs=20,
-        finetune_epochs=10,
+        finetune_epochs=20,
         minority=(10, 20),
         class_balanced=True,
     ),
