@@ -201,6 +201,18 @@ def test_transfer_table_and_resuming_an_interrupted_sweep(shared_run, monkeypatc
     assert len(heads) == 30 and len(calls) == 1 and len(calls[0]) == 10
 
 
+def test_beats_baseline_applies_the_networks_margin_per_row():
+    table = pd.DataFrame(
+        {
+            "accuracy": [0.70, 0.65, 0.52, 0.30],
+            "majority_accuracy": [0.5, 0.5, 0.5, 0.2],
+            "n_test": [40, 40, 4000, 100],
+        }
+    )
+    # margins: 2 * sqrt(0.25 / 40) = 0.158 (twice), the two-point floor, 2 * 0.04 = 0.08
+    assert leep.beats_baseline(table).tolist() == [True, False, False, True]
+
+
 def test_stacks_put_tasks_of_like_size_together_largest_first(shared_run):
     tasks = leep.setting_tasks(shared_run, TINY.replace({"large": {"n_tasks": 7}}), "large")
     stacks = leep._stacks(tasks, 3)

@@ -90,6 +90,7 @@ __all__ = [
     "LEEPPreset",
     "MetaSpec",
     "SettingSpec",
+    "beats_baseline",
     "correlation_table",
     "fine_tune_cut",
     "finetune_baselines",
@@ -1817,6 +1818,19 @@ def _group_baselines(
         "majority accuracy": float(np.mean([n.majority_accuracy for n in networks])),
         "smallest margin": min(margins),
     }
+
+
+def beats_baseline(table: pd.DataFrame) -> pd.Series:
+    """Per row of a :func:`run_transfer` table: whether ``accuracy`` beats ``majority_accuracy``
+    by :meth:`~transferlib.experiments.sources.Network.baseline_margin` on ``n_test`` images."""
+    return pd.Series(
+        [
+            _trained("", "", "", pd.DataFrame({"test_accuracy": [a]}), m, n).beats_baseline()
+            for a, m, n in zip(table["accuracy"], table["majority_accuracy"], table["n_test"])
+        ],
+        index=table.index,
+        dtype=bool,
+    )
 
 
 def finetune_baselines(
