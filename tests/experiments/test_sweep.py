@@ -230,3 +230,20 @@ def test_local_executor_runs_items_in_single_threaded_worker_processes(tmp_path)
     assert os.getpid() not in set(table["pid"])
     with pytest.raises(ValueError, match="workers"):
         local_executor(run, 0)
+
+
+def _thread_counts(_: int) -> tuple[int, list[int]]:
+    import torch
+    from threadpoolctl import threadpool_info
+
+    return torch.get_num_threads(), [pool["num_threads"] for pool in threadpool_info()]
+
+
+def test_local_executor_workers_compute_on_one_thread(tmp_path):
+    from transferlib.config import RunParams
+    from transferlib.experiments.sweep import local_executor
+
+    with local_executor(RunParams(device="cpu", cache_dir=str(tmp_path)), 2) as executor:
+        torch_threads, blas_threads = executor.submit(_thread_counts, 0).result()
+    assert torch_threads == 1
+    assert blas_threads and set(blas_threads) == {1}  # NumPy's BLAS too

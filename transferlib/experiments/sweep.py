@@ -73,10 +73,14 @@ def result_store(
 
 
 def _init_worker() -> None:
-    """A sweep worker computes on one torch thread."""
+    """A sweep worker computes on one thread: torch's, and that of the BLAS library NumPy calls
+    (OpenBLAS would otherwise start a thread per core in every worker, and its spinning threads
+    compete with the other workers for the same cores)."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
+    threadpool_limits(1)
 
 
 class _WorkerProcess(SpawnProcess):
