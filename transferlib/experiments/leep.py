@@ -353,7 +353,7 @@ BOOK = LEEPPreset(
     ),
     finetune=FineTuneSpec(
         cuts=(("efficientnet_lite", "stage7"), ("resnet20", "layer3.1"), ("small_cnn", "block2")),
-        stack_size=24,
+        stack_size=6,
     ),
     reference_training=TrainingSpec(
         model="small_cnn",
