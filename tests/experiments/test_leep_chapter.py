@@ -59,6 +59,8 @@ def test_book_preset_meets_the_task_counts_and_full_is_the_papers_protocol():
     assert full.large.head_epochs == full.large.finetune_epochs == 100
     assert full.imbalanced.minority == (30, 60) and full.imbalanced.ratio == 5
     assert full.finetune.cuts == () and full.finetune.lr == 0.01 and full.finetune.batch_size == 10
+    for setting in ("imbalanced", "imbalanced-gray"):  # the paper's plain loss at full scale
+        assert book.setting(setting).class_balanced and not full.setting(setting).class_balanced
     assert len(leep.selection_candidates(book)) >= 6
     with pytest.raises(ValueError, match="unknown setting"):
         book.setting("huge")
@@ -197,6 +199,44 @@ def test_transfer_table_and_resuming_an_interrupted_sweep(shared_run, monkeypatc
     monkeypatch.setattr(leep, "_head_rows", lambda *a: calls.append(a[-1]) or original(*a))
     heads = leep._heads(shared_run, tiny, "imbalanced", "resnet20", False, None)
     assert len(heads) == 30 and len(calls) == 1 and len(calls[0]) == 10
+
+
+def test_beats_baseline_applies_the_networks_margin_per_row():
+    table = pd.DataFrame(
+        {
+            "accuracy": [0.70, 0.65, 0.52, 0.30],
+            "majority_accuracy": [0.5, 0.5, 0.5, 0.2],
+            "n_test": [40, 40, 4000, 100],
+        }
+    )
+    # margins: 2 * sqrt(0.25 / 40) = 0.158 (twice), the two-point floor, 2 * 0.04 = 0.08
+    assert leep.beats_baseline(table).tolist() == [True, False, False, True]
+
+
+def test_stacks_put_tasks_of_like_size_together_largest_first(shared_run):
+    tasks = leep.setting_tasks(shared_run, TINY.replace({"large": {"n_tasks": 7}}), "large")
+    stacks = leep._stacks(tasks, 3)
+    assert [len(s) for s in stacks] == [3, 3, 1]
+    sizes = [len(spec.train_indices) for stack in stacks for spec in stack]
+    assert sizes == sorted(sizes, reverse=True)
+    assert sorted(spec.name for stack in stacks for spec in stack) == sorted(t.name for t in tasks)
+
+
+@pytest.mark.slow
+def test_fine_tuning_does_not_depend_on_stacks_or_worker_processes(shared_run):
+    """Stacks of one task on two worker processes give the rows of one stack in this process
+    (train_stacked is exact), in the order of the tasks."""
+    from transferlib.experiments.sweep import local_executor
+
+    tiny = TINY.replace({"large": {"n_finetune": 3}, "finetune": {"stack_size": 3}})
+    together = leep._fine_tuning(shared_run, tiny, "large", "resnet20", False, None)
+    apart = tiny.replace({"finetune": {"stack_size": 1}})
+    with local_executor(shared_run, 2) as executor:
+        separate = leep._fine_tuning(shared_run, apart, "large", "resnet20", False, executor)
+    names = [spec.name for spec in leep.setting_tasks(shared_run, tiny, "large")[:3]]
+    assert list(together["task"].unique()) == list(separate["task"].unique()) == names
+    np.testing.assert_allclose(together["train_loss"], separate["train_loss"], atol=1e-4)
+    np.testing.assert_allclose(together["test_accuracy"], separate["test_accuracy"], atol=0.05)
 
 
 @pytest.mark.slow

@@ -243,3 +243,22 @@ def test_scores_move_numeric_inputs_to_the_device_and_leave_string_labels() -> N
     text = np.array(["a", "b"])
     assert _on_device(text, "cpu") is text
     assert _on_device(None, "cpu") is None
+
+
+def _thread_counts(_: int) -> tuple[int, list[int]]:
+    import scipy.linalg  # noqa: F401  (SciPy's own OpenBLAS, loaded after the worker started)
+    import sklearn.mixture  # noqa: F401  (OpenMP)
+    import torch
+    from threadpoolctl import threadpool_info
+
+    return torch.get_num_threads(), [pool["num_threads"] for pool in threadpool_info()]
+
+
+def test_local_executor_workers_compute_on_one_thread(tmp_path):
+    from transferlib.config import RunParams
+    from transferlib.experiments.sweep import local_executor
+
+    with local_executor(RunParams(device="cpu", cache_dir=str(tmp_path)), 2) as executor:
+        torch_threads, blas_threads = executor.submit(_thread_counts, 0).result()
+    assert torch_threads == 1
+    assert len(blas_threads) >= 2 and set(blas_threads) == {1}  # NumPy's and SciPy's BLAS

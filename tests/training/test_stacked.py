@@ -130,3 +130,50 @@ def test_bad_arguments_are_rejected(images_and_tasks):
         )
     with pytest.raises(ValueError, match="codes in"):
         StackedTask(np.arange(3), np.array([0, 1, 5]), np.arange(2), np.array([0, 1]), 2, 0)
+
+
+def test_class_balanced_loss_weights_each_class_by_its_rarity():
+    images, labels = _pool()
+    rng = np.random.default_rng(0)
+    # two imbalanced tasks of different sizes and ratios, one step of a full batch each
+    rows = [
+        np.concatenate(
+            [
+                rng.choice(np.flatnonzero(labels == 0), 40, replace=False),
+                rng.choice(np.flatnonzero(labels == 1), 8, replace=False),
+            ]
+        ),
+        np.concatenate(
+            [
+                rng.choice(np.flatnonzero(labels == 2), 10, replace=False),
+                rng.choice(np.flatnonzero(labels == 3), 38, replace=False),
+            ]
+        ),
+    ]
+    codes = [np.r_[np.zeros(40, int), np.ones(8, int)], np.r_[np.zeros(10, int), np.ones(38, int)]]
+    test = np.arange(20)
+    tasks = [
+        StackedTask(r, c, test, labels[test] % 2, 2, s) for s, (r, c) in enumerate(zip(rows, codes))
+    ]
+    torch.manual_seed(0)
+    source = build_model("resnet20", 10, width=4).eval()
+    with torch.no_grad():
+        maps = source.activation(preprocess(source, images), "layer3.1")
+    heads = []
+    for t in range(2):
+        torch.manual_seed(t)
+        heads.append(torch.nn.Linear(source.feature_dim, 2))
+    options = {"cut": "layer3.1", "epochs": 1, "lr": 0.0, "batch_size": 48, "device": "cpu"}
+    plain = train_stacked([source] * 2, maps, tasks, heads=heads, **options)
+    balanced = train_stacked([source] * 2, maps, tasks, heads=heads, class_balanced=True, **options)
+    for t, (r, c) in enumerate(zip(rows, codes)):
+        model = copy.deepcopy(source).train()  # the batch's own statistics, as in training
+        with torch.no_grad():
+            logits = heads[t](model.features_from("layer3.1", maps[torch.as_tensor(r)]))
+        nll = torch.nn.functional.cross_entropy(logits, torch.as_tensor(c), reduction="none")
+        weight = torch.as_tensor(len(c) / (2 * np.bincount(c)), dtype=torch.float32)[c]
+        assert plain[t]["train_loss"].iloc[0] == pytest.approx(float(nll.mean()), rel=1e-4)
+        assert balanced[t]["train_loss"].iloc[0] == pytest.approx(
+            float((weight * nll).mean()), rel=1e-4
+        )
+        assert abs(float((weight * nll).mean()) - float(nll.mean())) > 1e-3

@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from transferlib.cache import ResultStore
 from transferlib.config import RunParams, register_presets
 from transferlib.data import (
     ImageDataset,
@@ -73,7 +74,7 @@ from transferlib.experiments.sources import (
     run_dataset,
     train_network,
 )
-from transferlib.experiments.sweep import result_store, run_sweep
+from transferlib.experiments.sweep import result_store, run_sweep, task_key
 from transferlib.models import IMAGENET_TOP1, preprocess
 
 __all__ = [
@@ -89,11 +90,14 @@ __all__ = [
     "LEEPPreset",
     "MetaSpec",
     "SettingSpec",
+    "beats_baseline",
     "correlation_table",
     "fine_tune_cut",
+    "finetune_baselines",
     "leep_networks",
     "level_table",
     "run_convergence",
+    "run_loss_control",
     "run_meta_transfer",
     "run_properties",
     "run_source_selection",
@@ -149,6 +153,9 @@ class SettingSpec(Preset):
     minority : tuple of int
         Range of the smaller class (``kind="imbalanced"``); the other is ``ratio`` times larger.
     ratio : int
+    class_balanced : bool
+        Fine-tune on the class-balanced cross-entropy (each example weighted by ``n / (K n_k)``,
+        :func:`~transferlib.training.stacked.train_stacked`) instead of the paper's plain one.
     """
 
     kind: Literal["subsets", "balanced", "imbalanced"]
@@ -163,6 +170,7 @@ class SettingSpec(Preset):
     per_class: int = 50
     minority: tuple[int, int] = (30, 60)
     ratio: int = 5
+    class_balanced: bool = False
 
 
 @dataclass(frozen=True)
@@ -330,8 +338,9 @@ BOOK = LEEPPreset(
         n_tasks=60,
         n_finetune=24,
         head_epochs=20,
-        finetune_epochs=10,
+        finetune_epochs=20,
         minority=(10, 20),
+        class_balanced=True,
     ),
     imbalanced_gray=SettingSpec(
         kind="imbalanced",
@@ -341,10 +350,11 @@ BOOK = LEEPPreset(
         head_epochs=20,
         finetune_epochs=10,
         minority=(10, 25),
+        class_balanced=True,
     ),
     finetune=FineTuneSpec(
         cuts=(("efficientnet_lite", "stage7"), ("resnet20", "layer3.1"), ("small_cnn", "block2")),
-        stack_size=24,
+        stack_size=6,
     ),
     reference_training=TrainingSpec(
         model="small_cnn",
@@ -420,12 +430,14 @@ PRESETS: dict[str, LEEPPreset] = scaled(
             "minority": (30, 60),
             "head_epochs": 20,
             "finetune_epochs": 20,
+            "class_balanced": False,
         },
         "imbalanced_gray": {
             "n_tasks": 200,
             "n_finetune": 200,
             "head_epochs": 20,
             "finetune_epochs": 20,
+            "class_balanced": False,
         },
         "finetune": {"cuts": (), "stack_size": 1},
         "reference_training": {"epochs": 100},
@@ -637,7 +649,42 @@ class _Outputs:
     cut: str | None
 
 
-@functools.lru_cache(maxsize=3)
+def _output_rows(run: RunParams, preset: LEEPPreset, which: str) -> tuple[ImageDataset, np.ndarray]:
+    """The dataset of outputs ``which`` and the rows a source runs on (see :func:`_outputs`)."""
+    dataset = _dataset(run, preset.data, "main" if which == "selection" else which)
+    if which != "selection":
+        return dataset, np.arange(len(dataset))
+    spec = selection_task(run, preset)
+    return dataset, np.concatenate([spec.train_indices, spec.test_indices])
+
+
+def _cache_source(run: RunParams, preset: LEEPPreset, item: tuple[str, str]) -> None:
+    """Train or extract into the disk cache what ``_outputs(run, preset, *item)`` reads: the
+    source network and its activation maps (or outputs) on the rows of ``which``."""
+    name, which = item
+    network = source_network(run, preset, name)
+    dataset, rows = _output_rows(run, preset, which)
+    cut = fine_tune_cut(preset, network.architecture)
+    if cut is None:
+        network_outputs(run, network, dataset.images[rows], ("probs", "features"))
+    else:
+        network_activations(run, network, dataset.images[rows], cut)
+
+
+def _cache_sources(
+    run: RunParams,
+    preset: LEEPPreset,
+    items: Sequence[tuple[str, str]],
+    executor: Executor | None,
+) -> None:
+    """Build the (source, outputs) ``items`` side by side on the executor's workers, one item a
+    worker, so that the sweeps after them only read the cache (without an executor each is built
+    in this process when first needed)."""
+    if executor is not None:
+        list(executor.map(functools.partial(_cache_source, run, preset), items))
+
+
+@functools.lru_cache(maxsize=6)
 def _outputs(run: RunParams, preset: LEEPPreset, name: str, which: str) -> _Outputs:
     """Probabilities, penultimate features and fine-tuning inputs of source ``name`` on dataset
     ``which``: every image of ``"main"`` or ``"gray"``, or (``"selection"``) the rows of the
@@ -648,11 +695,7 @@ def _outputs(run: RunParams, preset: LEEPPreset, name: str, which: str) -> _Outp
     :func:`~transferlib.experiments.sources.network_outputs`.
     """
     network = source_network(run, preset, name)
-    dataset = _dataset(run, preset.data, "main" if which == "selection" else which)
-    rows = np.arange(len(dataset))
-    if which == "selection":
-        spec = selection_task(run, preset)
-        rows = np.concatenate([spec.train_indices, spec.test_indices])
+    dataset, rows = _output_rows(run, preset, which)
     images = dataset.images[rows]
     cut = fine_tune_cut(preset, network.architecture)
     if cut is None:
@@ -693,6 +736,39 @@ def _which(spec: SettingSpec) -> str:
     return "main" if spec.target == "pool" else "gray"
 
 
+@dataclass(frozen=True)
+class _Sweep:
+    """One resumable sweep of the chapter: what :func:`run_sweep` needs, built before running so
+    that a runner can ask which sweeps still have rows to compute."""
+
+    store: ResultStore
+    items: Sequence[Any]
+    compute: Callable[[Any], Any]
+    keys: Callable[[Any], list[dict[str, Any]]]
+    desc: str
+
+    def pending(self) -> bool:
+        """Whether some row of the sweep is not in its store yet."""
+        done = self.store.completed_keys()
+        columns = self.store.key_columns
+        return any(
+            tuple(str(key[c]) for c in columns) not in done
+            for item in self.items
+            for key in self.keys(item)
+        )
+
+    def run(self, progress: bool, executor: Executor | None) -> pd.DataFrame:
+        return run_sweep(
+            self.store,
+            self.items,
+            self.compute,
+            keys=self.keys,
+            executor=executor,
+            progress=progress,
+            desc=self.desc,
+        )
+
+
 def score_names(preset: LEEPPreset, n_train: int, num_classes: int) -> list[str]:
     """Scores computed on a task: the paper's three, and the later estimators on tasks with at
     most ``preset.beyond_paper_max_train`` examples; N-LEEP only where its mixture of
@@ -704,7 +780,7 @@ def score_names(preset: LEEPPreset, n_train: int, num_classes: int) -> list[str]
 
 
 def _score_values(
-    preset: LEEPPreset, out: _Outputs, rows: np.ndarray, labels: np.ndarray
+    run: RunParams, preset: LEEPPreset, out: _Outputs, rows: np.ndarray, labels: np.ndarray
 ) -> dict[str, float]:
     """The scores of one task (NaN where not computed), from the source's outputs on its
     training rows, and the mean log-probability of the predicted source labels."""
@@ -725,7 +801,7 @@ def _score_values(
                 warnings.filterwarnings(
                     "ignore", "logme: the evidence fixed point did not converge", RuntimeWarning
                 )
-                scores |= compute_scores([name], labels, **inputs)
+                scores |= compute_scores([name], labels, device=run.device, **inputs)
         except ValueError as error:
             # LogME is +inf where a class lies in the span of rank-deficient features (a linear
             # head fits it exactly): left out of its correlations (its "tasks" count says so)
@@ -749,8 +825,18 @@ def _score_row(
         "n_train": len(rows),
         "n_test": len(spec.test_indices),
         "num_classes": spec.num_classes,
-        **_score_values(preset, out, rows, labels),
+        **_score_values(run, preset, out, rows, labels),
     }
+
+
+def _score_sweep(run: RunParams, preset: LEEPPreset, setting: str, source: str) -> _Sweep:
+    return _Sweep(
+        result_store(run, _MODULE, f"scores-{setting}-{source}", ("task",), preset),
+        setting_tasks(run, preset, setting),
+        functools.partial(_score_row, run, preset, setting, source),
+        task_key,
+        f"scores {setting} {source}",
+    )
 
 
 def _scores(
@@ -761,20 +847,20 @@ def _scores(
     progress: bool,
     executor: Executor | None,
 ) -> pd.DataFrame:
-    store = result_store(run, _MODULE, f"scores-{setting}-{source}", ("task",), preset)
-    compute = functools.partial(_score_row, run, preset, setting, source)
-    return run_sweep(
-        store,
-        setting_tasks(run, preset, setting),
-        compute,
-        executor=executor,
-        progress=progress,
-        desc=f"scores {setting} {source}",
-    )
+    return _score_sweep(run, preset, setting, source).run(progress, executor)
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[tuple[Any, ...]]:
     return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def _stacks(tasks: Sequence[TaskSpec], size: int) -> list[tuple[TaskSpec, ...]]:
+    """Tasks in stacks of ``size`` for :func:`~transferlib.training.stacked.train_stacked`, the
+    largest first: a stack runs as many steps as its largest task has batches (the others idle
+    meanwhile), so tasks of like size go together, and the longest stacks start first on an
+    executor's workers. Each task's result does not depend on its stack."""
+    by_size = sorted(tasks, key=lambda spec: len(spec.train_indices), reverse=True)
+    return _chunks(by_size, size)
 
 
 def _chunk_keys(chunk: tuple[TaskSpec, ...]) -> list[dict[str, Any]]:
@@ -815,6 +901,16 @@ def _head_rows(
     ]
 
 
+def _head_sweep(run: RunParams, preset: LEEPPreset, setting: str, source: str) -> _Sweep:
+    return _Sweep(
+        result_store(run, _MODULE, f"heads-{setting}-{source}", ("task",), preset),
+        _chunks(setting_tasks(run, preset, setting), 20),
+        functools.partial(_head_rows, run, preset, setting, source),
+        _chunk_keys,
+        f"heads {setting} {source}",
+    )
+
+
 def _heads(
     run: RunParams,
     preset: LEEPPreset,
@@ -823,18 +919,7 @@ def _heads(
     progress: bool,
     executor: Executor | None,
 ) -> pd.DataFrame:
-    store = result_store(run, _MODULE, f"heads-{setting}-{source}", ("task",), preset)
-    chunks = _chunks(setting_tasks(run, preset, setting), 20)
-    compute = functools.partial(_head_rows, run, preset, setting, source)
-    return run_sweep(
-        store,
-        chunks,
-        compute,
-        keys=_chunk_keys,
-        executor=executor,
-        progress=progress,
-        desc=f"heads {setting} {source}",
-    )
+    return _head_sweep(run, preset, setting, source).run(progress, executor)
 
 
 def _stacked_task(ds: ImageDataset, spec: TaskSpec, seed: int) -> Any:
@@ -877,6 +962,7 @@ def _fine_tune_chunk(
     chunk: Sequence[TaskSpec],
     stream: str,
     progress: bool,
+    class_balanced: bool = False,
 ) -> list[pd.DataFrame]:
     from transferlib.training.stacked import train_stacked
 
@@ -903,6 +989,7 @@ def _fine_tune_chunk(
         batch_size=ft.batch_size,
         momentum=ft.momentum,
         weight_decay=ft.weight_decay,
+        class_balanced=class_balanced,
         transform=transform,
         device=run.device,
         progress=progress,
@@ -930,12 +1017,27 @@ def _finetune_rows(
         chunk,
         f"fine-tune-{setting}",
         progress,
+        spec.class_balanced,
     )
     return _history_rows(chunk, histories, [_majority(ds, s) for s in chunk])
 
 
 def _epoch_keys(epochs: int, chunk: tuple[TaskSpec, ...]) -> list[dict[str, Any]]:
     return [{"task": s.name, "epoch": e} for s in chunk for e in range(1, epochs + 1)]
+
+
+def _finetune_sweep(
+    run: RunParams, preset: LEEPPreset, setting: str, source: str, progress: bool
+) -> _Sweep:
+    spec = preset.setting(setting)
+    tasks = setting_tasks(run, preset, setting)[: spec.n_finetune]
+    return _Sweep(
+        result_store(run, _MODULE, f"finetune-{setting}-{source}", ("task", "epoch"), preset),
+        _stacks(tasks, preset.finetune.stack_size),
+        functools.partial(_finetune_rows, run, preset, setting, source, progress),
+        functools.partial(_epoch_keys, spec.finetune_epochs),
+        f"fine-tune {setting} {source}",
+    )
 
 
 def _fine_tuning(
@@ -946,20 +1048,15 @@ def _fine_tuning(
     progress: bool,
     executor: Executor | None,
 ) -> pd.DataFrame:
-    spec = preset.setting(setting)
-    store = result_store(run, _MODULE, f"finetune-{setting}-{source}", ("task", "epoch"), preset)
-    tasks = setting_tasks(run, preset, setting)[: spec.n_finetune]
-    chunks = _chunks(tasks, preset.finetune.stack_size)
-    compute = functools.partial(_finetune_rows, run, preset, setting, source, progress)
-    return run_sweep(
-        store,
-        chunks,
-        compute,
-        keys=functools.partial(_epoch_keys, spec.finetune_epochs),
-        executor=executor,
-        progress=progress,
-        desc=f"fine-tune {setting} {source}",
-    )
+    table = _finetune_sweep(run, preset, setting, source, progress).run(progress, executor)
+    return _in_task_order(table, setting_tasks(run, preset, setting))
+
+
+def _in_task_order(table: pd.DataFrame, tasks: Sequence[TaskSpec]) -> pd.DataFrame:
+    """Rows of per-epoch histories in the order of ``tasks`` (a sweep returns its stacks' order)."""
+    rank = table["task"].map({spec.name: i for i, spec in enumerate(tasks)})
+    ordered = table.assign(_rank=rank).sort_values(["_rank", "epoch"], kind="stable")
+    return ordered.drop(columns="_rank").reset_index(drop=True)
 
 
 def run_transfer(
@@ -985,6 +1082,15 @@ def run_transfer(
         macro_f1, majority_accuracy, n_train, n_test, num_classes``, the scores, ``mean_log_top``
         (mean log-probability of the predicted source label) and ``epochs``.
     """
+    which = _which(preset.setting(setting))
+    pending = [
+        (source, which)
+        for source in SOURCES
+        if _score_sweep(run, preset, setting, source).pending()
+        or _head_sweep(run, preset, setting, source).pending()
+        or _finetune_sweep(run, preset, setting, source, progress).pending()
+    ]
+    _cache_sources(run, preset, pending, executor)
     parts = []
     for source in SOURCES:
         scores = _scores(run, preset, setting, source, progress, executor)
@@ -1156,20 +1262,15 @@ def _reference_rows(
 def _references(
     run: RunParams, preset: LEEPPreset, setting: str, progress: bool, executor: Executor | None
 ) -> pd.DataFrame:
-    spec = preset.setting(setting)
-    store = result_store(run, _MODULE, f"references-{setting}", ("task", "epoch"), preset)
-    tasks = setting_tasks(run, preset, setting)[: spec.n_finetune]
-    chunks = _chunks(tasks, preset.finetune.stack_size)
-    compute = functools.partial(_reference_rows, run, preset, setting, progress)
-    return run_sweep(
-        store,
-        chunks,
-        compute,
-        keys=functools.partial(_epoch_keys, preset.reference_training.epochs),
-        executor=executor,
-        progress=progress,
-        desc=f"references {setting}",
+    tasks = setting_tasks(run, preset, setting)[: preset.setting(setting).n_finetune]
+    sweep = _Sweep(
+        result_store(run, _MODULE, f"references-{setting}", ("task", "epoch"), preset),
+        _stacks(tasks, preset.finetune.stack_size),
+        functools.partial(_reference_rows, run, preset, setting, progress),
+        functools.partial(_epoch_keys, preset.reference_training.epochs),
+        f"references {setting}",
     )
+    return _in_task_order(sweep.run(progress, executor), tasks)
 
 
 def run_convergence(
@@ -1360,7 +1461,7 @@ def _meta_rows(
         accuracy = model.accuracy(
             out.inputs, spec.train_indices, support, spec.test_indices, query, transform=transform
         )
-        row = _score_values(preset, out, spec.train_indices, support)
+        row = _score_values(run, preset, out, spec.train_indices, support)
         row.update(
             {
                 "task": spec.name,
@@ -1396,18 +1497,16 @@ def run_meta_transfer(
         One row per episode: ``task, accuracy, majority_accuracy``, the scores, ``n_train,
         n_test, num_classes``.
     """
-    store = result_store(run, _MODULE, "meta-transfer", ("task",), preset)
-    chunks = _chunks(meta_episodes(run, preset), 20)
-    compute = functools.partial(_meta_rows, run, preset, progress)
-    table = run_sweep(
-        store,
-        chunks,
-        compute,
-        keys=_chunk_keys,
-        executor=executor,
-        progress=progress,
-        desc="meta-transfer",
+    sweep = _Sweep(
+        result_store(run, _MODULE, "meta-transfer", ("task",), preset),
+        _chunks(meta_episodes(run, preset), 20),
+        functools.partial(_meta_rows, run, preset, progress),
+        _chunk_keys,
+        "meta-transfer",
     )
+    if executor is not None and sweep.pending():
+        _meta_model(run, preset, progress)  # meta-trained once here, read by the workers
+    table = sweep.run(progress, executor)
     return table.assign(setting="meta", source=SOURCES[0], method="meta-transfer")
 
 
@@ -1452,7 +1551,7 @@ def _selection_row(run: RunParams, preset: LEEPPreset, progress: bool, name: str
     out = _outputs(run, preset, name, which)
     labels = task_codes(ds, spec, spec.train_indices, "train")
     row: dict[str, Any] = {"candidate": name, "architecture": network.architecture}
-    row.update(_score_values(preset, out, spec.train_indices, labels))
+    row.update(_score_values(run, preset, out, spec.train_indices, labels))
     train, test = np.asarray(ds.splits["train"]), np.asarray(ds.splits["test"])
     head = head_transfer(
         run,
@@ -1698,12 +1797,101 @@ def _trained(
     )
 
 
+def _group_baselines(
+    role: str, setting: str, architecture: str, table: pd.DataFrame, specs: dict[str, TaskSpec]
+) -> dict[str, Any]:
+    """One row of :func:`baseline_summary` for the per-epoch histories of many networks."""
+    networks = [
+        _trained(
+            task,
+            role,
+            architecture,
+            history,
+            float(history["majority_accuracy"].iloc[0]),
+            len(specs[task].test_indices),
+        )
+        for task, history in table.groupby("task", sort=False)
+    ]
+    margins = [n.test_accuracy - n.majority_accuracy for n in networks]
+    return {
+        "network": f"{len(networks)} tasks",
+        "role": role,
+        "setting": setting,
+        "architecture": architecture,
+        "networks": len(networks),
+        "beat baseline": sum(n.beats_baseline() for n in networks),
+        "test accuracy": float(np.mean([n.test_accuracy for n in networks])),
+        "majority accuracy": float(np.mean([n.majority_accuracy for n in networks])),
+        "smallest margin": min(margins),
+    }
+
+
+def beats_baseline(table: pd.DataFrame) -> pd.Series:
+    """Per row of a :func:`run_transfer` table: whether ``accuracy`` beats ``majority_accuracy``
+    by :meth:`~transferlib.experiments.sources.Network.baseline_margin` on ``n_test`` images."""
+    return pd.Series(
+        [
+            _trained("", "", "", pd.DataFrame({"test_accuracy": [a]}), m, n).beats_baseline()
+            for a, m, n in zip(table["accuracy"], table["majority_accuracy"], table["n_test"])
+        ],
+        index=table.index,
+        dtype=bool,
+    )
+
+
+def finetune_baselines(
+    run: RunParams, preset: LEEPPreset, settings: Sequence[str] = SETTINGS
+) -> pd.DataFrame:
+    """The fine-tuned networks of ``settings`` against their majority-class baselines, one row per
+    (setting, source): how many beat it by
+    :meth:`~transferlib.experiments.sources.Network.baseline_margin`, the mean test accuracy
+    and baseline, the smallest margin. Reads the result stores (run the experiments first)."""
+    rows = []
+    for setting in settings:
+        specs = {t.name: t for t in setting_tasks(run, preset, setting)}
+        for source in SOURCES:
+            tuned = _fine_tuning(run, preset, setting, source, False, None)
+            rows.append(_group_baselines("fine-tuned", setting, source, tuned, specs))
+    return pd.DataFrame(rows)
+
+
+def run_loss_control(
+    run: RunParams,
+    preset: LEEPPreset,
+    *,
+    progress: bool = True,
+    executor: Executor | None = None,
+) -> pd.DataFrame:
+    """The settings fine-tuned on the class-balanced loss, fine-tuned again on the paper's plain
+    cross-entropy (same tasks, heads and batch order): why the preset weights the classes.
+
+    Returns
+    -------
+    DataFrame
+        One row per (setting, source, loss) as :func:`finetune_baselines`, with ``loss``
+        (``"class-balanced"`` or ``"plain"``) and ``macro_f1`` (mean test F1). Empty when no
+        setting of the preset uses the class-balanced loss.
+    """
+    rows = []
+    for setting in SETTINGS:
+        if not preset.setting(setting).class_balanced:
+            continue
+        plain = preset.replace({setting.replace("-", "_"): {"class_balanced": False}})
+        specs = {t.name: t for t in setting_tasks(run, preset, setting)}
+        for source in SOURCES:
+            for loss, variant in (("class-balanced", preset), ("plain", plain)):
+                tuned = _fine_tuning(run, variant, setting, source, progress, executor)
+                last = tuned[tuned["epoch"] == tuned["epoch"].max()]
+                row = _group_baselines("fine-tuned", setting, source, tuned, specs)
+                rows.append({**row, "loss": loss, "macro_f1": float(last["test_macro_f1"].mean())})
+    return pd.DataFrame(rows)
+
+
 def baseline_summary(run: RunParams, preset: LEEPPreset) -> pd.DataFrame:
     """Every trained network of the chapter against its majority-class baseline.
 
     Sources and §5.7 candidates one row each; fine-tuned networks and references (which are
-    many) summarised per (role, setting, source): how many beat their baseline by
-    :meth:`~transferlib.experiments.sources.Network.baseline_margin`, and the smallest margin.
+    many) summarised per (role, setting, source) as in :func:`finetune_baselines`.
     Reads the result stores (run the experiments first).
     """
     rows = []
@@ -1721,51 +1909,14 @@ def baseline_summary(run: RunParams, preset: LEEPPreset) -> pd.DataFrame:
                 "smallest margin": network.test_accuracy - network.majority_accuracy,
             }
         )
-    groups = []
-    for setting in SETTINGS:
-        ds = _setting_dataset(run, preset, setting)
-        for source in SOURCES:
-            tuned = _fine_tuning(run, preset, setting, source, False, None)
-            groups.append(("fine-tuned", setting, source, tuned, ds))
+    references = []
     for setting in ("small", "small-gray"):
-        groups.append(
-            (
-                "reference",
-                setting,
-                preset.reference_training.model,
-                _references(run, preset, setting, False, None),
-                _setting_dataset(run, preset, setting),
-            )
-        )
-    specs = {s: {t.name: t for t in setting_tasks(run, preset, s)} for s in SETTINGS}
-    for role, setting, source, table, _ in groups:
-        networks = [
-            _trained(
-                task,
-                role,
-                source,
-                history,
-                float(history["majority_accuracy"].iloc[0]),
-                len(specs[setting][task].test_indices),
-            )
-            for task, history in table.groupby("task", sort=False)
-        ]
-        margins = [n.test_accuracy - n.majority_accuracy for n in networks]
-        worst = int(np.argmin(margins))
-        rows.append(
-            {
-                "network": f"{len(networks)} tasks",
-                "role": role,
-                "setting": setting,
-                "architecture": source,
-                "networks": len(networks),
-                "beat baseline": sum(n.beats_baseline() for n in networks),
-                "test accuracy": float(np.mean([n.test_accuracy for n in networks])),
-                "majority accuracy": float(np.mean([n.majority_accuracy for n in networks])),
-                "smallest margin": margins[worst],
-            }
-        )
-    return pd.DataFrame(rows)
+        specs = {t.name: t for t in setting_tasks(run, preset, setting)}
+        table = _references(run, preset, setting, False, None)
+        model = preset.reference_training.model
+        references.append(_group_baselines("reference", setting, model, table, specs))
+    parts = [pd.DataFrame(rows), finetune_baselines(run, preset), pd.DataFrame(references)]
+    return pd.concat(parts, ignore_index=True)
 
 
 def bootstrap_difference(

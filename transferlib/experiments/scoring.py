@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from transferlib.scores import SCORES
+from transferlib.training.device import resolve_device
 
 __all__ = ["compute_scores"]
 
@@ -38,8 +39,9 @@ def compute_scores(
     timings : bool
         Also return ``"<name>_seconds"``, the wall time of each score.
     device : str or torch.device, optional
-        Where to compute: NumPy inputs are moved there once as torch tensors (every score
-        accepts them and computes on their device). ``None`` or ``"cpu"`` keeps NumPy.
+        Where to compute (``"auto"`` as in :func:`~transferlib.training.resolve_device`): on a
+        CUDA GPU, NumPy inputs are moved there once as torch tensors (every score accepts them
+        and computes on their device). ``None``, a CPU, or Apple's MPS (no float64) keep NumPy.
 
     Returns
     -------
@@ -54,7 +56,7 @@ def compute_scores(
     unknown = [name for name in names if name not in SCORES]
     if unknown:
         raise ValueError(f"unknown score(s) {unknown}; registered: {sorted(SCORES)}")
-    if device is not None and torch.device(device).type != "cpu":
+    if device is not None and resolve_device(device).type == "cuda":
         target_labels, source_labels, source_probs, features = (
             _on_device(value, device)
             for value in (target_labels, source_labels, source_probs, features)

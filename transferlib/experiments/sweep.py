@@ -72,15 +72,23 @@ def result_store(
     return ResultStore(path, key_columns, scale=run.scale)
 
 
+#: Thread pools of a worker's native libraries, set in its environment before it imports any:
+#: NumPy and SciPy each bundle an OpenBLAS and scikit-learn uses OpenMP, each with a thread per
+#: core by default; a limit set at run time misses a library loaded after it.
+_ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def _init_worker() -> None:
-    """A sweep worker computes on one torch thread."""
+    """A sweep worker computes on one torch thread (and one BLAS/OpenMP thread, see
+    :class:`_WorkerProcess`): two workers on two cores, not four spinning threads."""
     import torch
 
     torch.set_num_threads(1)
 
 
 class _WorkerProcess(SpawnProcess):
-    """A spawned worker that starts with SIGINT ignored (Ctrl-C is the driver's to handle).
+    """A spawned worker that starts with one-thread BLAS and OpenMP pools (:data:`_ONE_THREAD`
+    in its environment) and with SIGINT ignored (Ctrl-C is the driver's to handle).
 
     A notebook's kernel is interrupted and shut down through SIGINT to its process group. A
     worker still starting up (importing torch) would die of it with a KeyboardInterrupt
@@ -89,13 +97,22 @@ class _WorkerProcess(SpawnProcess):
     """
 
     def start(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return super().start()
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        saved = {name: os.environ.get(name) for name in _ONE_THREAD}
+        os.environ.update(_ONE_THREAD)
         try:
-            super().start()
+            if threading.current_thread() is not threading.main_thread():
+                return super().start()
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                super().start()
+            finally:
+                signal.signal(signal.SIGINT, previous)
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 class _WorkerContext(SpawnContext):

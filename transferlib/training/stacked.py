@@ -22,7 +22,10 @@ Protocol: plain or momentum SGD on the mean cross-entropy of each task's batch, 
 rate, each epoch a fresh permutation of the task's training samples cut into batches of
 ``batch_size`` (the last, incomplete batch is dropped, so every step sees a full batch). Tasks
 with fewer batches than others in the stack idle (no update, batch-norm statistics restored)
-for the remaining steps of an epoch.
+for the remaining steps of an epoch. With ``class_balanced``, each sample's cross-entropy is
+weighted by ``n / (K n_k)`` (``n_k`` training samples of its class ``k``, ``K`` classes), so the
+loss estimates the mean over classes of each class's cross-entropy rather than the mean over
+samples: a rare class counts as much as a frequent one.
 """
 
 from __future__ import annotations
@@ -258,6 +261,7 @@ def train_stacked(
     heads: Sequence[nn.Linear] | None = None,
     momentum: float = 0.0,
     weight_decay: float = 0.0,
+    class_balanced: bool = False,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     device: str | torch.device = "auto",
     eval_batch_size: int = 256,
@@ -281,6 +285,9 @@ def train_stacked(
         Train the units after this cut point (and the head); ``None`` trains every layer.
     epochs, lr, batch_size, momentum, weight_decay
         SGD (coupled weight decay), constant learning rate; see the module docstring.
+    class_balanced : bool
+        Weight each sample's cross-entropy by ``n / (K n_k)`` of its class in its task (the
+        class-balanced loss of the module docstring); the reported ``train_loss`` is that loss.
     heads : sequence of nn.Linear, optional
         The tasks' new heads (``feature_dim -> num_classes``), used instead of the models' own.
     transform : callable, optional
@@ -349,12 +356,21 @@ def train_stacked(
     train_rows, train_labels = rows_tensor("train")
     test_rows, test_labels = rows_tensor("test")
     counts = torch.tensor([len(t.train_rows) for t in tasks])
+    kmax = max(t.num_classes for t in tasks)
+    class_weight = torch.ones(n_tasks, kmax)
+    if class_balanced:
+        for t, task in enumerate(tasks):
+            per_class = np.bincount(task.train_labels, minlength=task.num_classes)
+            class_weight[t, : task.num_classes] = torch.as_tensor(
+                len(task.train_labels) / (task.num_classes * np.maximum(per_class, 1)),
+                dtype=torch.float32,
+            )
+    class_weight = class_weight.to(dev)
     test_counts = torch.tensor([len(t.test_rows) for t in tasks])
     batches = counts // batch_size
     steps = int(batches.max())
     generators = [torch.Generator().manual_seed(int(t.seed)) for t in tasks]
     task_index = torch.arange(n_tasks)[:, None]
-    kmax = int(stack.class_mask.shape[1])
     histories: list[list[dict[str, Any]]] = [[] for _ in tasks]
     start_time = time.perf_counter()
 
@@ -392,6 +408,8 @@ def train_stacked(
             logits = forward(rows)  # (B, T, K)
             log_probs = logits.log_softmax(dim=2)
             picked = log_probs.gather(2, labels.T[..., None])[..., 0]  # (B, T)
+            if class_balanced:
+                picked = picked * class_weight.gather(1, labels).T
             per_task = -picked.mean(0)
             weight = active.to(dev, per_task.dtype)
             grads = torch.autograd.grad((per_task * weight).sum(), params)
