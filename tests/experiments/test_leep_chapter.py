@@ -114,7 +114,8 @@ def test_unbounded_logme_is_left_out_and_the_other_scores_kept():
     probs = rng.dirichlet(np.ones(4), size=60).astype(np.float32)
     out = leep._Outputs(probs=probs, features=features, inputs=torch.zeros(60), cut=None)
     preset = leep.PRESETS["smoke"].replace({"beyond_paper_max_train": 100})
-    values = leep._score_values(preset, out, np.arange(60), labels)
+    run = RunParams(device="cpu")
+    values = leep._score_values(run, preset, out, np.arange(60), labels)
     assert np.isnan(values["logme"])
     assert np.isfinite([values[s] for s in ("leep", "nce", "h_score", "gbc", "transrate")]).all()
 
