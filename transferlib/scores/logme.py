@@ -73,8 +73,11 @@ def _fixed_point(
 
     def evaluate(alpha: Any, beta: Any) -> tuple[Any, Any, Any, Any]:
         denominator = alpha + beta * sigma_col
-        gamma = xp.sum(beta * sigma_col / denominator, axis=0)
-        m2 = xp.sum(beta**2 * sigma_col * z2 / denominator**2, axis=0)
+        # beta / (alpha + beta sigma) <= 1 / sigma stays finite where beta**2 would overflow
+        # (a class heading for the unbounded boundary, beta -> inf)
+        shrink = beta / denominator
+        gamma = xp.sum(shrink * sigma_col, axis=0)
+        m2 = xp.sum(shrink**2 * sigma_col * z2, axis=0)
         residual2 = xp.sum((alpha * z / denominator) ** 2, axis=0) + outside
         # log|A| over all D directions: the D - r null directions of F give log(alpha),
         # so only r of the D/2 log(alpha) prior terms remain.
