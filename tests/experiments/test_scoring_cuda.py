@@ -23,6 +23,7 @@ def test_scores_computed_on_the_gpu_match_numpy() -> None:
     inputs = {"source_labels": probs.argmax(1), "source_probs": probs, "features": features}
     names = sorted(SCORES)
     expected = compute_scores(names, target, **inputs)
-    got = compute_scores(names, target, device="cuda", **inputs)
-    for name in names:
-        assert got[name] == pytest.approx(expected[name], rel=1e-7, abs=1e-9), name
+    for device in ("cuda", "auto"):
+        got = compute_scores(names, target, device=device, **inputs)
+        for name in names:
+            assert got[name] == pytest.approx(expected[name], rel=1e-7, abs=1e-9), name

@@ -56,9 +56,10 @@ def compute_scores(
     unknown = [name for name in names if name not in SCORES]
     if unknown:
         raise ValueError(f"unknown score(s) {unknown}; registered: {sorted(SCORES)}")
-    if device is not None and resolve_device(device).type == "cuda":
+    on = None if device is None else resolve_device(device)
+    if on is not None and on.type == "cuda":
         target_labels, source_labels, source_probs, features = (
-            _on_device(value, device)
+            _on_device(value, on)
             for value in (target_labels, source_labels, source_probs, features)
         )
     values: dict[str, float] = {}
