@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import dcg_score, ndcg_score
 
-from transferlib.evaluation import best_in_top_k, dcg, ndcg, relative_top_k_accuracy
+from transferlib.evaluation import (
+    best_in_top_k,
+    dcg,
+    ndcg,
+    relative_top_k_accuracy,
+    top_k_regret,
+)
 
 SCORES = np.array([0.9, 0.1, 0.5, 0.7])
 ACCURACY = np.array([0.6, 0.8, 0.7, 0.5])  # the best model (index 1) is ranked last
@@ -12,6 +18,24 @@ def test_relative_top_k_accuracy_hand_computed():
     assert relative_top_k_accuracy(SCORES, ACCURACY, 1) == pytest.approx(0.6 / 0.8)
     assert relative_top_k_accuracy(SCORES, ACCURACY, 3) == pytest.approx(0.7 / 0.8)
     assert relative_top_k_accuracy(SCORES, ACCURACY, 4) == 1.0
+
+
+def test_top_k_regret_hand_computed():
+    assert top_k_regret(SCORES, ACCURACY, 1) == pytest.approx(0.8 - 0.6)
+    assert top_k_regret(SCORES, ACCURACY, 3) == pytest.approx(0.8 - 0.7)
+    assert top_k_regret(SCORES, ACCURACY, 4) == 0.0
+    # ties in the scores go to the earlier item; a negative metric is allowed
+    assert top_k_regret([1.0, 1.0, 0.0], [-2.0, -1.0, -3.0]) == pytest.approx(1.0)
+
+
+def test_top_k_regret_is_the_difference_counterpart_of_relative_accuracy():
+    rng = np.random.default_rng(1)
+    for k in (1, 2, 5):
+        scores, metric = rng.random(7), rng.random(7) + 0.1
+        best = metric.max()
+        assert top_k_regret(scores, metric, k) == pytest.approx(
+            best * (1 - relative_top_k_accuracy(scores, metric, k))
+        )
 
 
 def test_best_in_top_k():
@@ -51,6 +75,10 @@ def test_bad_inputs():
         relative_top_k_accuracy(SCORES, ACCURACY, 5)
     with pytest.raises(ValueError, match="k must be"):
         best_in_top_k(SCORES, ACCURACY, 0)
+    with pytest.raises(ValueError, match="k must be"):
+        top_k_regret(SCORES, ACCURACY, 0)
+    with pytest.raises(ValueError, match="float64 range"):
+        top_k_regret([1.0, 0.0], [-1e308, 1e308])
     with pytest.raises(ValueError, match="positive"):
         relative_top_k_accuracy(SCORES, ACCURACY - 1, 1)
     with pytest.raises(ValueError, match="non-negative"):

@@ -20,7 +20,6 @@ from transferlib.experiments.benchmark import (
     ScoreInputs,
     Sweep,
     bootstrap_interval,
-    regret,
     score_measures,
     stratified_rows,
     winners,
@@ -35,14 +34,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def test_regret_is_the_accuracy_lost_by_the_pick() -> None:
-    assert regret([0.2, 0.9, 0.5], [0.7, 0.6, 0.8]) == pytest.approx(0.2)
-    assert regret([3, 1, 2], [0.9, 0.1, 0.5]) == 0.0
-    assert regret([1, 1, 0], [0.4, 0.9, 0.1]) == pytest.approx(0.5)  # ties: the first
-    with pytest.raises(ValueError, match="same non-zero length"):
-        regret([1, 2], [1, 2, 3])
 
 
 def test_vectorised_weighted_tau_equals_scipy_with_ties_and_duplicates() -> None:
@@ -100,6 +91,13 @@ def test_measures_of_a_perfect_a_reversed_and_an_inapplicable_score() -> None:
     assert backwards["tau_w_low"] <= backwards["tau_w"] <= backwards["tau_w_high"]
     assert perfect["n_groups"] == 12 and perfect["n_items"] == 60
     assert np.isnan(absent["tau_w"]) and absent["reason"] == "needs probs"
+
+
+def test_relative_accuracy_is_undefined_where_a_truth_is_not_positive() -> None:
+    truth = np.tile([0.0, 0.5, 0.9], 4)  # a candidate with zero accuracy in every group
+    sweep, scores = _sweep("selection", {"perfect": truth}, truth, groups=4)
+    (row,) = score_measures(RunParams(seed=0), PRESET, [sweep], scores, ["perfect"]).itertuples()
+    assert np.isnan(row.relative_accuracy) and row.regret == 0
 
 
 def test_tasks_sweeps_have_intervals_and_no_pick() -> None:

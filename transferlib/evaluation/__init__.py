@@ -11,7 +11,13 @@ values rescaled by exact powers of two, so magnitudes near 1e-300 or 1e300 work.
 from transferlib.evaluation.correlation import kendall, pearson, spearman, weighted_kendall
 from transferlib.evaluation.levels import transferability_levels
 from transferlib.evaluation.likelihood import kbar_accuracy, log_likelihood, mixture_log_likelihood
-from transferlib.evaluation.ranking import best_in_top_k, dcg, ndcg, relative_top_k_accuracy
+from transferlib.evaluation.ranking import (
+    best_in_top_k,
+    dcg,
+    ndcg,
+    relative_top_k_accuracy,
+    top_k_regret,
+)
 from transferlib.evaluation.regression import LinearFit, linear_fit_with_ci
 
 __all__ = [
@@ -27,6 +33,7 @@ __all__ = [
     "pearson",
     "relative_top_k_accuracy",
     "spearman",
+    "top_k_regret",
     "transferability_levels",
     "weighted_kendall",
 ]

@@ -8,7 +8,7 @@ import numpy as np
 
 from transferlib.validation import as_vector_pair, binary_exponent, check_int
 
-__all__ = ["best_in_top_k", "dcg", "ndcg", "relative_top_k_accuracy"]
+__all__ = ["best_in_top_k", "dcg", "ndcg", "relative_top_k_accuracy", "top_k_regret"]
 
 
 def _check_k(k: Any, n: int) -> int:
@@ -60,6 +60,48 @@ def relative_top_k_accuracy(scores: Any, metric: Any, k: int = 1) -> float:
     if m.min() <= 0:
         raise ValueError("metric must be positive for a relative accuracy")
     return float(m[_top_k(s, k)].max() / m.max())
+
+
+def top_k_regret(scores: Any, metric: Any, k: int = 1) -> float:
+    r"""What trusting the score costs: the best metric minus the best among its top-k picks.
+
+    .. math:: \mathrm{regret@}k = \max_i m_i - \max_{i \in \mathrm{top}_k(s)} m_i
+
+    The difference counterpart of :func:`relative_top_k_accuracy`; it is defined for any
+    finite metric (a log-likelihood, a gain that may be negative), in the metric's units.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n,)
+        Transferability scores (higher = predicted better).
+    metric : array-like of shape (n,)
+        Measured performance, any finite values.
+    k : int
+        Number of picks, ``1 <= k <= n``. Ties in ``scores`` are broken by position.
+
+    Returns
+    -------
+    float
+        Non-negative; 0 when a best candidate is among the k picks.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`relative_top_k_accuracy`, except that any finite metric is allowed, and
+        a difference beyond the float64 range.
+
+    Examples
+    --------
+    >>> round(top_k_regret([0.2, 0.9, 0.5], [0.7, 0.6, 0.8]), 4)
+    0.2
+    """
+    s, m = as_vector_pair(scores, metric, ("scores", "metric"))
+    k = _check_k(k, s.size)
+    with np.errstate(over="ignore"):  # reported below, with the cause
+        value = float(m.max() - m[_top_k(s, k)].max())
+    if not np.isfinite(value):
+        raise ValueError("the regret exceeds the float64 range; rescale the metric")
+    return value
 
 
 def best_in_top_k(scores: Any, metric: Any, k: int = 1) -> bool:

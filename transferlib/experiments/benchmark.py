@@ -35,7 +35,12 @@ import numpy as np
 import pandas as pd
 
 from transferlib.config import RunParams, register_presets
-from transferlib.evaluation import pearson, weighted_kendall
+from transferlib.evaluation import (
+    pearson,
+    relative_top_k_accuracy,
+    top_k_regret,
+    weighted_kendall,
+)
 from transferlib.experiments import hscore, leep, nce, p2l
 from transferlib.experiments.presets import Preset, rng, scaled
 from transferlib.experiments.protocols import task_codes
@@ -52,7 +57,6 @@ __all__ = [
     "Sweep",
     "benchmark_sweeps",
     "bootstrap_interval",
-    "regret",
     "run_benchmark",
     "run_scores",
     "score_inputs",
@@ -590,20 +594,9 @@ def benchmark_sweeps(
 # ------------------------------------------------------------------------------------------------
 
 
-def regret(scores: Any, truth: Any) -> float:
-    """Best ground truth minus that of the score's pick (the highest score; first on ties).
-
-    >>> regret([0.2, 0.9, 0.5], [0.7, 0.6, 0.8])
-    0.2
-    """
-    s, t = np.asarray(scores, float), np.asarray(truth, float)
-    if s.shape != t.shape or s.ndim != 1 or s.size == 0:
-        raise ValueError("scores and truth must be 1-D arrays of the same non-zero length")
-    return round(float(t.max() - t[int(np.argmax(s))]), 12)
-
-
 def _relative(scores: np.ndarray, truth: np.ndarray) -> float:
-    return float(truth[int(np.argmax(scores))] / truth.max())
+    """Rel@1, NaN where a candidate's truth is not positive (the ratio means nothing there)."""
+    return relative_top_k_accuracy(scores, truth) if truth.min() > 0 else np.nan
 
 
 def _correlation(
@@ -619,7 +612,7 @@ _STATISTICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "pearson": functools.partial(_correlation, pearson),
     "tau_w": functools.partial(_correlation, weighted_kendall),
     "relative_accuracy": _relative,
-    "regret": regret,
+    "regret": top_k_regret,
 }
 
 
