@@ -51,7 +51,6 @@ DEFAULT_SCORES = ("logme", "leep", "parc")
 PACKAGED = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
-_BATCH = 64
 
 
 # ----------------------------------------------------------------------------- target images
@@ -221,10 +220,12 @@ def _extract(
 
     from transferlib._progress import tqdm
     from transferlib.models import preprocess
-    from transferlib.training.device import resolve_device
+    from transferlib.training import inference_batch_size, memory_layout, resolve_device
 
     dev = resolve_device(device)
-    model = model.to(dev).eval()
+    layout = memory_layout(dev)
+    model = model.to(dev, memory_format=layout).eval()
+    batch_size = inference_batch_size(dev, getattr(model, "input_size", None) or images.shape[-1])
     modules = dict(model.named_modules())
     if packaged:
         names = model.layers
@@ -254,16 +255,16 @@ def _extract(
     try:
         with torch.inference_mode():
             for start in tqdm(
-                range(0, len(images), _BATCH), desc=label, disable=not progress, leave=False
+                range(0, len(images), batch_size), desc=label, disable=not progress, leave=False
             ):
-                batch = torch.from_numpy(np.asarray(images[start : start + _BATCH])).to(dev)
+                batch = torch.from_numpy(np.asarray(images[start : start + batch_size])).to(dev)
                 if packaged:
-                    x = preprocess(model, batch)
+                    x = preprocess(model, batch).contiguous(memory_format=layout)
                     pooled = model.pooled(x, [layer or model.layers[-1], model.layers[-1]])
                     features.append(pooled[layer or model.layers[-1]].float().cpu())
                     outputs.append(model.head(pooled[model.layers[-1]]).float().cpu())
                     continue
-                x = (batch.float() / 255.0 - mean) / std
+                x = ((batch.float() / 255.0 - mean) / std).contiguous(memory_format=layout)
                 output = model(x)
                 feature = captured.get("features", output)
                 if feature.ndim == 4:

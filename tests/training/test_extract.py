@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from transferlib.models import build_model, preprocess
-from transferlib.training import extract
+from transferlib.training import activation_maps, extract, inference_batch_size
 
 # the package exports a function of the same name, so fetch the module itself
 
@@ -59,3 +59,27 @@ def test_bad_requests(model_and_images):
         extract(model, images[0], device="cpu")
     with pytest.raises(ValueError, match="empty"):
         extract(model, images[:0], device="cpu")
+    with pytest.raises(ValueError, match="batch_size"):
+        extract(model, images, batch_size=0, device="cpu")
+    with pytest.raises(ValueError, match="batch_size"):
+        activation_maps(model, images, "layer2", batch_size=True, device="cpu")
+
+
+def test_activation_maps_match_the_model_and_restore_its_mode(model_and_images):
+    model, images = model_and_images
+    model.train()
+    maps = activation_maps(model, images, "layer2", batch_size=3, device="cpu")
+    assert model.training
+    assert maps.dtype == np.float32 and maps.flags.c_contiguous and maps.shape[:2] == (10, 32)
+    with torch.no_grad():
+        expected = model.eval().activation(preprocess(model, torch.from_numpy(images)), "layer2")
+    torch.testing.assert_close(torch.from_numpy(maps), expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="layer"):
+        activation_maps(model, images, "no-such-layer", device="cpu")
+
+
+def test_default_batches_are_small_on_a_cpu_and_large_on_an_accelerator():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert inference_batch_size(gpu, 224) == 256
+    assert inference_batch_size(cpu, None) == inference_batch_size(cpu, 64) == 32
+    assert inference_batch_size(cpu, 224) == 16

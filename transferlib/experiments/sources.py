@@ -367,19 +367,15 @@ def network_activations(
     images: np.ndarray,
     layer: str,
     *,
-    batch_size: int = 256,
+    batch_size: int | None = None,
 ) -> np.ndarray:
     """Activation maps ``(N, C, H, W)`` (float32) of ``network`` after cut point ``layer``.
 
-    The network runs in eval mode and stops at ``layer`` (see
-    :meth:`~transferlib.models.TransferModel.activation`). Cached like
-    :func:`network_outputs`, keyed by the network's cache key, the layer, the images and the
-    code version of the models.
+    The network runs in eval mode and stops at ``layer``
+    (:func:`~transferlib.training.activation_maps`). Cached like :func:`network_outputs`, keyed
+    by the network's cache key, the layer, the images and the code version of the extraction.
     """
-    import torch
-
-    from transferlib.models import preprocess
-    from transferlib.training import resolve_device
+    from transferlib.training import activation_maps
 
     network.model._check_cut(layer)
     key = config_key(
@@ -387,20 +383,14 @@ def network_activations(
             "network": network.key,
             "activation": layer,
             "images": fingerprint_arrays(images),
-            "code": code_version("transferlib.models"),
+            "code": code_version("transferlib.training.extract"),
         }
     )
 
     def build() -> np.ndarray:
-        model = network.model.eval()
-        device = resolve_device(run.device)
-        model.to(device)
-        parts = []
-        with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                batch = torch.from_numpy(images[start : start + batch_size]).to(device)
-                parts.append(model.activation(preprocess(model, batch), layer).float().cpu())
-        return torch.cat(parts).numpy()
+        return activation_maps(
+            network.model, images, layer, batch_size=batch_size, device=run.device
+        )
 
     value, _ = load_or_build(
         "features",

@@ -12,7 +12,12 @@
 
 from transferlib.training.cached import fine_tune_cached, train_cached
 from transferlib.training.device import resolve_device, seed_everything
-from transferlib.training.extract import extract
+from transferlib.training.extract import (
+    activation_maps,
+    extract,
+    inference_batch_size,
+    memory_layout,
+)
 from transferlib.training.heads import HEAD_METHODS, HeadResult, retrain_head, retrain_heads
 from transferlib.training.loop import (
     SCHEDULES,
@@ -28,10 +33,13 @@ __all__ = [
     "SCHEDULES",
     "HeadResult",
     "TrainResult",
+    "activation_maps",
     "augment_batch",
     "extract",
     "fine_tune",
     "fine_tune_cached",
+    "inference_batch_size",
+    "memory_layout",
     "resolve_device",
     "retrain_head",
     "retrain_heads",
