@@ -39,6 +39,23 @@ def test_rank_deficient_features_use_pseudo_inverse():
     assert h_score(duplicated, y) == pytest.approx(_textbook_h_score(duplicated, y), rel=1e-8)
 
 
+def test_dead_units_are_left_out_without_an_eigendecomposition(monkeypatch):
+    from transferlib.scores import _backend
+
+    x, y = _data(2, d=20)
+    dead = np.concatenate([np.zeros((len(x), 3)), x, np.zeros((len(x), 1))], axis=1)
+    expected = h_score(x, y)
+
+    def refuse(*_):
+        raise AssertionError("a full-rank covariance after dropping dead units needs no eigh")
+
+    monkeypatch.setattr(_backend.Namespace, "eigh", refuse)
+    assert h_score(dead, y) == pytest.approx(expected, rel=1e-10)
+    assert h_score(np.zeros((len(x), 4)), y) == 0.0
+    monkeypatch.undo()
+    assert h_score(dead, y) == pytest.approx(_textbook_h_score(dead, y), rel=1e-8)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_invariant_to_invertible_affine_maps(seed):
     x, y = _data(seed)

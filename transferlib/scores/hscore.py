@@ -187,14 +187,24 @@ def _regularised_quadratic(
     :math:`F_c (aI + bF_c^\top F_c)^{+} F_c^\top = G (aI + bG)^{+}`, :math:`G = F_cF_c^\top`,
     moves the work to the (n, n) Gram side (same non-zero spectrum, so the same tolerance
     semantics). Either way the cost is one Gram product and one or two Cholesky
-    factorisations of the smaller side.
+    factorisations of the smaller side. Without a ridge, constant features are left out
+    first (their eigenvalue 0 is dropped by any tolerance).
     """
     n, d = centred.shape
     if d >= n:
         return _samples_side(xp, gram, codes, k, ridge, scale, rtol)
+    between = _between_rows(xp, centred, codes, k).T
+    live = gram.diagonal() > 0
+    if ridge == 0.0 and int(live.sum()) < d:
+        # A constant feature (a dead ReLU unit) is a zero row and column of the covariance
+        # and a zero row of the class means: dropping it is exact, and the rest often has
+        # full rank, so Cholesky solves where the singular matrix needed an eigh.
+        if not bool(live.any()):
+            return 0.0
+        gram, between = gram[live][:, live], between[live]
     gram *= scale
     xp.add_diagonal(gram, ridge)
-    return _features_side(xp, gram, _between_rows(xp, centred, codes, k).T, ridge, rtol)
+    return _features_side(xp, gram, between, ridge, rtol)
 
 
 def h_score(features: Any, target_labels: Any, *, rtol: float | None = None) -> float:
