@@ -119,6 +119,23 @@ def test_nleep_is_bounded_by_the_label_prior_and_zero():
     )
 
 
+@pytest.mark.parametrize("n,d", [(40, 300), (400, 30)])
+def test_nleep_pca_keeps_scikit_learns_components(n, d):
+    from sklearn.decomposition import PCA
+
+    from transferlib.scores.nleep import _principal_scores
+
+    generator = np.random.default_rng(7)
+    x = generator.standard_normal((n, d)) @ generator.standard_normal((d, d))
+    x -= x.mean(axis=0)
+    ours = _principal_scores(x, 0.8)
+    reference = PCA(n_components=0.8, svd_solver="full").fit_transform(x)
+    assert ours.shape == reference.shape
+    # components agree up to sign; ours puts each component's largest score on the positive side
+    np.testing.assert_allclose(np.abs(ours), np.abs(reference), rtol=1e-7, atol=1e-9)
+    assert np.all(ours[np.abs(ours).argmax(axis=0), np.arange(ours.shape[1])] > 0)
+
+
 def test_nleep_with_one_component_per_point_class_recovers_labels():
     # one Gaussian per well-separated class: posteriors are one-hot up to rounding
     x, y = _data(6, n=90, d=3, shift=40.0)

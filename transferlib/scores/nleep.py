@@ -37,6 +37,30 @@ def _canonical_order(f: np.ndarray) -> np.ndarray:
     return order
 
 
+def _principal_scores(centred: np.ndarray, variance: float) -> np.ndarray:
+    """PCA scores of centred rows on the fewest leading components whose explained variance
+    reaches the fraction ``variance`` (scikit-learn's rule for a float ``n_components``).
+
+    One symmetric eigendecomposition of the smaller of the (n, n) and (d, d) Gram matrices
+    gives the same scores as an SVD of the data, several times faster when n and d differ;
+    each component's sign is fixed so that its largest-magnitude score is positive.
+    """
+    n, d = centred.shape
+    if n <= d:
+        eigenvalues, vectors = np.linalg.eigh(centred @ centred.T)
+    else:
+        eigenvalues, vectors = np.linalg.eigh(centred.T @ centred)
+    eigenvalues, vectors = np.maximum(eigenvalues[::-1], 0.0), vectors[:, ::-1]
+    ratio = np.cumsum(eigenvalues) / eigenvalues.sum()
+    keep = min(int(np.searchsorted(ratio, variance, side="right")) + 1, len(eigenvalues))
+    if n <= d:
+        scores = vectors[:, :keep] * np.sqrt(eigenvalues[:keep])
+    else:
+        scores = centred @ vectors[:, :keep]
+    largest = np.abs(scores).argmax(axis=0)
+    return scores * np.sign(scores[largest, np.arange(keep)])
+
+
 def nleep(
     features: Any,
     target_labels: Any,
@@ -72,10 +96,12 @@ def nleep(
         the ranking is stable across this choice).
     variance : float
         Fraction of variance kept by PCA, in (0, 1] (1 skips PCA); Li et al. use 0.8.
+        The fewest leading components whose share of the variance reaches it are kept
+        (scikit-learn's rule).
     covariance_type : {"full", "diag", "tied", "spherical"}
         Passed to ``sklearn.mixture.GaussianMixture``.
     seed : int
-        Random state (>= 0) of PCA and of the mixture initialisation.
+        Random state (>= 0) of the mixture initialisation.
     max_iter : int
         EM iterations, >= 1.
 
@@ -134,7 +160,6 @@ def nleep(
             f"components_per_class * |Y| = {n_components} mixture components need at least "
             f"as many samples, got n={n}"
         )
-    from sklearn.decomposition import PCA
     from sklearn.mixture import GaussianMixture
 
     order = _canonical_order(f)
@@ -145,9 +170,7 @@ def nleep(
         return leep(np.ones((n, 1)), codes)
     centred /= spread
     if variance < 1:
-        centred = PCA(n_components=variance, svd_solver="full", random_state=seed).fit_transform(
-            centred
-        )
+        centred = _principal_scores(centred, variance)
     mixture = GaussianMixture(
         n_components=n_components,
         covariance_type=covariance_type,
