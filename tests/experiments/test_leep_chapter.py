@@ -241,6 +241,26 @@ def test_fine_tuning_does_not_depend_on_stacks_or_worker_processes(shared_run):
 
 
 @pytest.mark.slow
+def test_loss_control_compares_both_losses_on_the_same_first_tasks(shared_run):
+    tiny = TINY.replace(
+        {
+            "imbalanced": {"n_finetune": 3, "class_balanced": True},
+            "imbalanced_gray": {"class_balanced": False},
+            "loss_control_tasks": 2,
+        }
+    )
+    control = leep.run_loss_control(shared_run, tiny, progress=False)
+    assert set(control["setting"]) == {"imbalanced"}  # the only class-balanced setting
+    assert sorted(control["loss"].unique()) == ["class-balanced", "plain"]
+    assert (control["networks"] == 2).all() and len(control) == 2 * len(leep.SOURCES)
+    balanced = leep._fine_tuning(shared_run, tiny, "imbalanced", "resnet20", False, None)
+    first = [spec.name for spec in leep.setting_tasks(shared_run, tiny, "imbalanced")[:2]]
+    last = balanced[balanced["epoch"] == balanced["epoch"].max()].set_index("task")
+    row = control[(control["architecture"] == "resnet20") & (control["loss"] == "class-balanced")]
+    assert row["test accuracy"].item() == pytest.approx(last.loc[first, "test_accuracy"].mean())
+
+
+@pytest.mark.slow
 def test_properties_and_convergence_at_tiny_scale(shared_run):
     settings = ("small", "small-gray")
     properties = leep.run_properties(shared_run, TINY, settings=settings, progress=False)

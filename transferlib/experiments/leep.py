@@ -274,6 +274,9 @@ class LEEPPreset(Preset):
     selection_head_epochs, selection_finetune_epochs : int
     n_levels : int
         Transferability levels (equal-width bins of the LEEP range, §5.2).
+    loss_control_tasks : int or None
+        Fine-tuned tasks of each class-balanced setting fine-tuned again on the plain loss for
+        :func:`run_loss_control` (the first ones; None: all of them).
     beyond_paper_max_train : int
         The later estimators are computed on tasks with at most this many training examples
         (N-LEEP's mixture fit and the D x D covariances cost too much on the largest tasks of a
@@ -296,6 +299,7 @@ class LEEPPreset(Preset):
     selection_head_epochs: int
     selection_finetune_epochs: int
     n_levels: int = 5
+    loss_control_tasks: int | None = None
     beyond_paper_max_train: int = 1_000_000
 
     def setting(self, name: str) -> SettingSpec:
@@ -381,6 +385,7 @@ BOOK = LEEPPreset(
     selection_per_class=50,
     selection_head_epochs=3,
     selection_finetune_epochs=1,
+    loss_control_tasks=12,
     beyond_paper_max_train=1_000,
 )
 _SMOKE_SETTING = {"n_tasks": 6, "n_finetune": 4, "head_epochs": 2, "finetune_epochs": 2}
@@ -1863,24 +1868,30 @@ def run_loss_control(
     executor: Executor | None = None,
 ) -> pd.DataFrame:
     """The settings fine-tuned on the class-balanced loss, fine-tuned again on the paper's plain
-    cross-entropy (same tasks, heads and batch order): why the preset weights the classes.
+    cross-entropy (same tasks, heads and batch order; the first ``preset.loss_control_tasks``
+    fine-tuned tasks): why the preset weights the classes.
 
     Returns
     -------
     DataFrame
         One row per (setting, source, loss) as :func:`finetune_baselines`, with ``loss``
-        (``"class-balanced"`` or ``"plain"``) and ``macro_f1`` (mean test F1). Empty when no
-        setting of the preset uses the class-balanced loss.
+        (``"class-balanced"`` or ``"plain"``) and ``macro_f1`` (mean test F1), both losses on the
+        same tasks. Empty when no setting of the preset uses the class-balanced loss.
     """
     rows = []
     for setting in SETTINGS:
-        if not preset.setting(setting).class_balanced:
+        spec = preset.setting(setting)
+        if not spec.class_balanced:
             continue
-        plain = preset.replace({setting.replace("-", "_"): {"class_balanced": False}})
-        specs = {t.name: t for t in setting_tasks(run, preset, setting)}
+        n_tasks = min(spec.n_finetune, preset.loss_control_tasks or spec.n_finetune)
+        plain = preset.replace(
+            {setting.replace("-", "_"): {"class_balanced": False, "n_finetune": n_tasks}}
+        )
+        specs = {t.name: t for t in setting_tasks(run, preset, setting)[:n_tasks]}
         for source in SOURCES:
             for loss, variant in (("class-balanced", preset), ("plain", plain)):
                 tuned = _fine_tuning(run, variant, setting, source, progress, executor)
+                tuned = tuned[tuned["task"].isin(specs)]
                 last = tuned[tuned["epoch"] == tuned["epoch"].max()]
                 row = _group_baselines("fine-tuned", setting, source, tuned, specs)
                 rows.append({**row, "loss": loss, "macro_f1": float(last["test_macro_f1"].mean())})
