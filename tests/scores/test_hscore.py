@@ -77,6 +77,15 @@ def test_one_hot_label_features_reach_the_maximum():
     )
 
 
+@pytest.mark.parametrize("n,k", [(49, 4), (103, 3), (60, 2)])
+def test_fewer_samples_than_dimensions_score_exactly_the_maximum(n, k):
+    # full-rank centred features with n <= d separate every labelling: H = |Y| - 1 exactly,
+    # not up to rounding (tasks of such a sweep would otherwise correlate on rounding noise)
+    rng = np.random.default_rng(n)
+    y = np.arange(n) % k
+    assert h_score(rng.standard_normal((n, 2 * n)), y) == k - 1
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_bounded_by_number_of_classes_minus_one(seed):
     x, y = _data(seed, n=50, d=30, shift=2.0)

@@ -128,7 +128,7 @@ def _features_side(xp: Namespace, a: Any, r: Any, ridge: float, rtol: float) -> 
 
 
 def _samples_side(
-    xp: Namespace, gram: Any, codes: Any, k: int, ridge: float, scale: float, rtol: float
+    xp: Namespace, gram: Any, codes: Any, k: int, ridge: float, n_scale: float, rtol: float
 ) -> float:
     r""":math:`\mathrm{tr}\big(W G (aI + bG)^{+} W^\top\big)` for the (n, n) Gram matrix
     :math:`G = F_cF_c^\top` of centred features, :math:`W_{yi} = 1[y_i = y]/\sqrt{n n_y}`.
@@ -140,10 +140,13 @@ def _samples_side(
     :math:`bG + \beta\mathbf 1\mathbf 1^\top - \tau I` (the deflation moves the
     structural zero to the mean eigenvalue) proves that the range is all of
     :math:`\mathbf 1^\perp`, and then :math:`P = I - \mathbf 1\mathbf 1^\top/n` gives the
-    value in closed form (:math:`(|\mathcal Y| - 1)/(nb)`). An eigendecomposition, which
-    drops the constant direction explicitly, decides the remaining cases.
+    value in closed form, :math:`(|\mathcal Y| - 1)/(nb)` with ``n_scale`` :math:`= nb`
+    (exactly :math:`|\mathcal Y| - 1` for the H-score's :math:`b = 1/n`). An
+    eigendecomposition, which drops the constant direction explicitly, decides the remaining
+    cases.
     """
     n = gram.shape[0]
+    scale = n_scale / n
     one_hot = xp.one_hot(codes, k)
     weights_t = one_hot / xp.sqrt(xp.sum(one_hot, axis=0) * n)  # W^T, (n, k)
     matrix = xp.add_diagonal(scale * gram, ridge)
@@ -156,10 +159,9 @@ def _samples_side(
     else:
         matrix += scale * xp.item(xp.sum(gram.diagonal())) / n**2  # deflation
         if xp.cholesky(xp.add_diagonal(matrix, -threshold)) is not None:
-            column_sums = xp.sum(weights_t, axis=0)
-            return (
-                xp.item(xp.sum(weights_t * weights_t)) - xp.item(xp.sum(column_sums**2)) / n
-            ) / scale
+            # tr(W P W^T) / b with ||w_y||^2 = 1/n and sum_y (sum_i W_yi)^2 = 1: (k - 1)/(n b),
+            # exact (summing it would leave rounding noise that a correlation across tasks reads)
+            return (k - 1) / n_scale
     eigenvalues, eigenvectors = xp.eigh(gram)
     denominators = ridge + scale * eigenvalues
     keep = denominators > rtol * xp.item(xp.max(denominators))
@@ -176,14 +178,14 @@ def _regularised_quadratic(
     codes: Any,
     k: int,
     ridge: float,
-    scale: float,
+    n_scale: float,
     rtol: float,
 ) -> float:
     r"""Return :math:`\mathrm{tr}\big(W F_c (aI + b F_c^\top F_c)^{+} F_c^\top W^\top\big)`.
 
-    ``ridge`` is :math:`a`, ``scale`` is :math:`b`, ``gram`` is :meth:`Namespace.gram` of
-    the centred features (overwritten). For :math:`d < n` the (d, d) matrix is factorised;
-    for :math:`n \le d` the identity
+    ``ridge`` is :math:`a`, ``n_scale`` is :math:`nb` (1 for the H-score), ``gram`` is
+    :meth:`Namespace.gram` of the centred features (overwritten). For :math:`d < n` the
+    (d, d) matrix is factorised; for :math:`n \le d` the identity
     :math:`F_c (aI + bF_c^\top F_c)^{+} F_c^\top = G (aI + bG)^{+}`, :math:`G = F_cF_c^\top`,
     moves the work to the (n, n) Gram side (same non-zero spectrum, so the same tolerance
     semantics). Either way the cost is one Gram product and one or two Cholesky
@@ -192,7 +194,7 @@ def _regularised_quadratic(
     """
     n, d = centred.shape
     if d >= n:
-        return _samples_side(xp, gram, codes, k, ridge, scale, rtol)
+        return _samples_side(xp, gram, codes, k, ridge, n_scale, rtol)
     between = _between_rows(xp, centred, codes, k).T
     live = gram.diagonal() > 0
     if ridge == 0.0 and int(live.sum()) < d:
@@ -202,7 +204,7 @@ def _regularised_quadratic(
         if not bool(live.any()):
             return 0.0
         gram, between = gram[live][:, live], between[live]
-    gram *= scale
+    gram *= n_scale / n
     xp.add_diagonal(gram, ridge)
     return _features_side(xp, gram, between, ridge, rtol)
 
@@ -276,7 +278,7 @@ def h_score(features: Any, target_labels: Any, *, rtol: float | None = None) -> 
     n, d = f.shape
     tol = _rank_tolerance(rtol, n, d)
     centred = _centred(xp, f)
-    return _regularised_quadratic(xp, centred, xp.gram(centred), codes, k, 0.0, 1.0 / n, tol)
+    return _regularised_quadratic(xp, centred, xp.gram(centred), codes, k, 0.0, 1.0, tol)
 
 
 def _ledoit_wolf_shrinkage(xp: Namespace, centred: Any, gram: Any) -> tuple[float, float]:
@@ -376,7 +378,7 @@ def shrinkage_h_score(features: Any, target_labels: Any, *, rtol: float | None =
     gram = xp.gram(centred)
     alpha, mu = _ledoit_wolf_shrinkage(xp, centred, gram)
     quadratic = _regularised_quadratic(
-        xp, centred, gram, codes, k, alpha * mu, (1 - alpha) / n, tol
+        xp, centred, gram, codes, k, alpha * mu, 1 - alpha, tol
     )
     return (1 - alpha) * quadratic
 
