@@ -377,9 +377,7 @@ def shrinkage_h_score(features: Any, target_labels: Any, *, rtol: float | None =
     centred = _centred(xp, f)
     gram = xp.gram(centred)
     alpha, mu = _ledoit_wolf_shrinkage(xp, centred, gram)
-    quadratic = _regularised_quadratic(
-        xp, centred, gram, codes, k, alpha * mu, 1 - alpha, tol
-    )
+    quadratic = _regularised_quadratic(xp, centred, gram, codes, k, alpha * mu, 1 - alpha, tol)
     return (1 - alpha) * quadratic
 
 
