@@ -134,6 +134,15 @@ TABLE = {
             "k": int_cases("k", 0, 5),
         },
     ),
+    "top_k_regret": (
+        evaluation.top_k_regret,
+        {"scores": S, "metric": M},
+        {
+            "scores": vector_cases(S, "scores"),
+            "metric": vector_cases(M, "metric"),
+            "k": int_cases("k", 0, 5),
+        },
+    ),
     "best_in_top_k": (
         evaluation.best_in_top_k,
         {"scores": S, "metric": M},
