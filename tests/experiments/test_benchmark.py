@@ -93,6 +93,15 @@ def test_measures_of_a_perfect_a_reversed_and_an_inapplicable_score() -> None:
     assert np.isnan(absent["tau_w"]) and absent["reason"] == "needs probs"
 
 
+def test_measures_default_to_the_presets_scores() -> None:
+    # the book preset leaves N-LEEP out: its tables have no N-LEEP column to measure
+    truth = np.random.default_rng(5).uniform(0.2, 0.9, 30)
+    sweep, scores = _sweep("selection", {"leep": truth, "nce": -truth}, truth, groups=6)
+    preset = PRESET.replace({"scores": ("leep", "nce")})
+    measures = score_measures(RunParams(seed=0), preset, [sweep], scores)
+    assert list(measures["score"]) == ["leep", "nce"]
+
+
 def test_relative_accuracy_is_undefined_where_a_truth_is_not_positive() -> None:
     truth = np.tile([0.0, 0.5, 0.9], 4)  # a candidate with zero accuracy in every group
     sweep, scores = _sweep("selection", {"perfect": truth}, truth, groups=4)

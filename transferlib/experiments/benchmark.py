@@ -759,7 +759,7 @@ def score_measures(
     scores : dict
         Unit -> :func:`run_scores` table.
     names : sequence of str, optional
-        Scores to measure (default: all of :data:`~transferlib.scores.SCORES`).
+        Scores to measure (default: the preset's, :attr:`BenchmarkPreset.score_names`).
 
     Returns
     -------
@@ -769,7 +769,7 @@ def score_measures(
         and, for each of :data:`MEASURES`, the point value and ``_low``/``_high`` bounds (NaN
         where undefined: regret and relative accuracy on tasks sweeps, bounds with one target).
     """
-    names = list(SCORES if names is None else names)
+    names = list(preset.score_names if names is None else names)
     rows = []
     with warnings.catch_warnings():
         # a score nearly constant over a sweep (NCE on tiny tasks) is measured as it is
