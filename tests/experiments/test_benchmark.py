@@ -7,6 +7,8 @@ trained.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,6 +23,7 @@ from transferlib.experiments.benchmark import (
     Sweep,
     bootstrap_interval,
     score_measures,
+    score_summary,
     stratified_rows,
     winners,
 )
@@ -100,6 +103,38 @@ def test_measures_default_to_the_presets_scores() -> None:
     preset = PRESET.replace({"scores": ("leep", "nce")})
     measures = score_measures(RunParams(seed=0), preset, [sweep], scores)
     assert list(measures["score"]) == ["leep", "nce"]
+
+
+def test_recommended_scores_skip_those_that_saturate_on_a_sweep() -> None:
+    truth = np.random.default_rng(6).uniform(0.2, 0.9, 30)
+    noisy = truth + np.random.default_rng(7).normal(0, 0.2, 30)
+    sweep, scores = _sweep(
+        "selection",
+        {"h_score": truth, "leep": noisy, "nce": -truth, "logme": np.full(30, 4.0)},
+        truth,
+        groups=6,
+    )
+    preset = PRESET.replace({"scores": ("h_score", "leep", "nce", "logme")})
+    run = RunParams(seed=0)
+    measures = score_measures(run, preset, [sweep], scores)
+    summary = score_summary(measures, winners(run, preset, [sweep], scores, measures))
+    assert list(summary["score"])[:2] == ["h_score", "leep"]  # logme is constant: no rank
+    assert benchmark.never_saturated(measures, summary, k=2) == ["h_score", "leep"]
+    # a second sweep where the H-score is constant (saturated) drops it from the advice
+    saturated, more = _sweep(
+        "selection", {"h_score": np.full(30, 2.0), "leep": truth, "nce": truth}, truth, 6
+    )
+    saturated = dataclasses.replace(saturated, name="saturated sweep", unit="v")
+    both = score_measures(
+        run,
+        preset.replace({"scores": ("h_score", "leep", "nce")}),
+        [sweep, saturated],
+        {**scores, "v": more["u"]},
+    )
+    summary = score_summary(
+        both, winners(run, preset, [sweep, saturated], {**scores, "v": more["u"]}, both)
+    )
+    assert benchmark.never_saturated(both, summary, k=2) == ["leep", "nce"]
 
 
 def test_relative_accuracy_is_undefined_where_a_truth_is_not_positive() -> None:

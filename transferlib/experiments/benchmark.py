@@ -47,6 +47,7 @@ from transferlib.experiments.protocols import task_codes
 from transferlib.experiments.sources import network_outputs, train_network
 from transferlib.experiments.sweep import result_store, run_sweep
 from transferlib.scores import SCORES
+from transferlib.validation import check_int
 
 __all__ = [
     "KINDS",
@@ -57,6 +58,7 @@ __all__ = [
     "Sweep",
     "benchmark_sweeps",
     "bootstrap_interval",
+    "never_saturated",
     "run_benchmark",
     "run_scores",
     "score_inputs",
@@ -790,7 +792,7 @@ def score_measures(
                 }
                 row |= _measures_of(sweep.kind, groups, picks, preset.level)
                 if groups and not np.isfinite(row["tau_w"]):
-                    row["reason"] = "fewer than three candidates per target, or a constant"
+                    row["reason"] = _CONSTANT
                 rows.append(row)
     return pd.DataFrame(rows)
 
@@ -929,6 +931,26 @@ def score_summary(measures: pd.DataFrame, winners: pd.DataFrame) -> pd.DataFrame
     summary["wins"] = counted.reindex(summary.index, fill_value=0)
     columns = ["sweeps", "median_tau_w", "mean_rank", "best", "wins", "median_regret"]
     return summary[columns].sort_values("mean_rank", kind="stable").reset_index()
+
+
+#: The reason :func:`score_measures` gives where a score is constant over a sweep's candidates.
+_CONSTANT = "fewer than three candidates per target, or a constant"
+
+
+def never_saturated(measures: pd.DataFrame, summary: pd.DataFrame, k: int = 3) -> list[str]:
+    """The ``k`` best scores of ``summary`` (by mean rank) among those that were never constant
+    over a sweep they had the inputs for: what to recommend for a reader's own data, where a
+    score that saturates (the H-scores and SFDA with fewer examples than feature dimensions)
+    would tie every candidate.
+
+    A score without an input on a sweep (LEEP and NCE without a source classifier) is not
+    counted against it; the sweeps where every score is undefined are ignored.
+    """
+    check_int(k, "k", minimum=1)
+    undefined = measures[measures["reason"] == _CONSTANT]
+    measured = set(measures.loc[measures["reason"] == "", "sweep"])
+    saturated = set(undefined.loc[undefined["sweep"].isin(measured), "score"])
+    return [name for name in summary["score"] if name not in saturated][:k]
 
 
 def sweeps_table(sweeps: Sequence[Sweep], scores: dict[str, pd.DataFrame]) -> pd.DataFrame:
