@@ -47,3 +47,18 @@ def test_score_figure_has_one_panel_per_measure_with_its_correlation():
     )
     panels = [ax for ax in fig.axes if ax.get_xlabel() == "H"]
     assert len(panels) == 3 and panels[0].get_title().startswith("r = -1.00")  # r = -0.9989
+
+
+def test_score_figure_draws_no_line_for_a_saturated_score():
+    table = pd.DataFrame(
+        {
+            "t": [1.0, 1.0, 1.0],  # the normalised H-score of targets smaller than the dimension
+            "train_log_loss": [2.0, 1.5, 1.0],
+            "train_accuracy": [0.2, 0.4, 0.5],
+            "test_accuracy": [0.1, 0.3, 0.2],
+        }
+    )
+    fig = plots.plot_score_against_transfer(table, "t", xlabel="T")
+    panels = [ax for ax in fig.axes if ax.get_xlabel() == "T"]
+    assert [ax.get_title() for ax in panels] == ["constant on every point: no fit"] * 3
+    assert all(not ax.lines for ax in panels)

@@ -117,6 +117,11 @@ def plot_pipeline() -> Figure:
 
 
 def _scatter_with_fit(ax: plt.Axes, x: np.ndarray, y: np.ndarray, colours: Sequence[str]) -> None:
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        # a saturated score (|Y| - 1 on every task with fewer examples than dimensions): no line
+        ax.scatter(x, y, c=list(colours), s=22, zorder=3, edgecolors="white", linewidths=0.4)
+        ax.set_title("constant on every point: no fit", fontsize=9)
+        return
     fit = linear_fit_with_ci(x, y)
     grid = np.linspace(x.min(), x.max(), 100)
     line, lower, upper = fit.band(grid)
