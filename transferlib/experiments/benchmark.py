@@ -76,6 +76,8 @@ _MODULE = __name__
 KINDS = ("selection", "tasks")
 #: The measures of :func:`score_measures`, as columns (higher is better except ``regret``).
 MEASURES = ("pearson", "tau_w", "relative_accuracy", "regret")
+#: The reason :func:`score_measures` gives where a score is constant over a sweep's candidates.
+_CONSTANT = "fewer than three candidates per target, or a constant"
 
 
 @dataclass(frozen=True)
@@ -931,10 +933,6 @@ def score_summary(measures: pd.DataFrame, winners: pd.DataFrame) -> pd.DataFrame
     summary["wins"] = counted.reindex(summary.index, fill_value=0)
     columns = ["sweeps", "median_tau_w", "mean_rank", "best", "wins", "median_regret"]
     return summary[columns].sort_values("mean_rank", kind="stable").reset_index()
-
-
-#: The reason :func:`score_measures` gives where a score is constant over a sweep's candidates.
-_CONSTANT = "fewer than three candidates per target, or a constant"
 
 
 def never_saturated(measures: pd.DataFrame, summary: pd.DataFrame, k: int = 3) -> list[str]:
