@@ -93,3 +93,38 @@ def test_cuda_resolves_to_the_device_tensors_report() -> None:
     on_gpu = torch.zeros(1, device="cuda").device
     assert resolve_device("cuda") == on_gpu
     assert resolve_device("auto") == on_gpu
+
+
+def test_stacked_fine_tuning_of_a_gpu_source_with_cpu_heads_matches_cpu() -> None:
+    """The LEEP chapter's full scale: a source already on the GPU, whole network (cut None), new
+    heads made on the CPU. The stack check used to run a CPU sample through GPU weights."""
+    from transferlib.models import preprocess
+    from transferlib.training.stacked import StackedTask, train_stacked
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 120)
+    images = torch.from_numpy(rng.integers(0, 255, (120, 3, 16, 16), dtype=np.uint8))
+    task = StackedTask(np.arange(80), labels[:80], np.arange(80, 120), labels[80:], 3, 0)
+    torch.manual_seed(0)
+    source = build_model("small_cnn", 5, width=4)
+    histories = {}
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(1)
+        head = torch.nn.Linear(source.feature_dim, 3)  # on the CPU in both runs
+        model = source.to(device)
+        histories[device] = train_stacked(
+            [model],
+            images,
+            [task],
+            heads=[head],
+            cut=None,
+            epochs=2,
+            lr=0.05,
+            batch_size=10,
+            transform=lambda batch, m=model: preprocess(m, batch),
+            device=device,
+        )[0]
+    assert next(source.parameters()).device.type == "cuda"  # the source itself was not moved back
+    np.testing.assert_allclose(
+        histories["cuda"]["train_loss"], histories["cpu"]["train_loss"], rtol=1e-3, atol=1e-3
+    )

@@ -213,7 +213,10 @@ def _check_stack(
     cut: str | None,
     sample: torch.Tensor,
 ) -> None:
-    """Raise if the stacked network does not compute what its members compute (eval mode)."""
+    """Raise if the stacked network does not compute what its members compute (eval mode).
+
+    ``sample`` is on the stack's device; each member and head runs on its own (a source on the
+    GPU with new heads on the CPU, say), and is compared there."""
     stack.eval()
     problem = (
         f"{type(models[0]).__name__} cannot be trained stacked from cut {cut!r}: a layer after "
@@ -228,7 +231,8 @@ def _check_stack(
         for t, (model, head) in enumerate(zip(models, heads)):
             was_training = model.training
             device = next(model.parameters()).device
-            expected = head(model.eval().features_from(cut, sample.to(device)))
+            features = model.eval().features_from(cut, sample.to(device))
+            expected = head(features.to(head.weight.device)).to(got.device)
             model.train(was_training)
             k = expected.shape[1]
             if not torch.allclose(
@@ -335,9 +339,8 @@ def train_stacked(
     n_tasks = len(tasks)
     prepare = transform if transform is not None else (lambda batch: batch)
     sample = prepare(inputs[torch.as_tensor(tasks[0].train_rows[:2])])
-    stack = _Stack(models, heads, cut)
-    _check_stack(stack, models, heads, cut, sample)
-    stack.to(dev)
+    stack = _Stack(models, heads, cut).to(dev)
+    _check_stack(stack, models, heads, cut, sample.to(dev))
     channels_last = dev.type != "mps" and sample.dim() == 4
     if channels_last:
         stack.to(memory_format=torch.channels_last)
