@@ -112,18 +112,19 @@ def test_stacked_fine_tuning_of_a_gpu_source_with_cpu_heads_matches_cpu() -> Non
         torch.manual_seed(1)
         head = torch.nn.Linear(source.feature_dim, 3)  # on the CPU in both runs
         model = source.to(device)
-        histories[device] = train_stacked(
-            [model],
-            images,
-            [task],
-            heads=[head],
-            cut=None,
-            epochs=2,
-            lr=0.05,
-            batch_size=10,
-            transform=lambda batch, m=model: preprocess(m, batch),
-            device=device,
-        )[0]
+        with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # float32 on both
+            histories[device] = train_stacked(
+                [model],
+                images,
+                [task],
+                heads=[head],
+                cut=None,
+                epochs=2,
+                lr=0.05,
+                batch_size=10,
+                transform=lambda batch, m=model: preprocess(m, batch),
+                device=device,
+            )[0]
     assert next(source.parameters()).device.type == "cuda"  # the source itself was not moved back
     np.testing.assert_allclose(
         histories["cuda"]["train_loss"], histories["cpu"]["train_loss"], rtol=1e-3, atol=1e-3

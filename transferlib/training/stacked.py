@@ -215,25 +215,28 @@ def _check_stack(
 ) -> None:
     """Raise if the stacked network does not compute what its members compute (eval mode).
 
-    ``sample`` is on the stack's device; each member and head runs on its own (a source on the
-    GPU with new heads on the CPU, say), and is compared there."""
-    stack.eval()
+    Compared on float64 copies on the CPU, wherever the networks live: exact up to rounding
+    there, while a GPU's TF32 convolutions differ by more than the tolerance, and members and
+    new heads may sit on different devices (a source on the GPU, heads made on the CPU)."""
     problem = (
         f"{type(models[0]).__name__} cannot be trained stacked from cut {cut!r}: a layer after "
         "the cut mixes channels across tasks (e.g. a zero-padding shortcut); choose a later cut "
         "or train the tasks one at a time (stacks of one)"
     )
+
+    def exact(module: nn.Module) -> nn.Module:
+        return copy.deepcopy(module).to("cpu", torch.float64).eval()
+
+    sample = sample.to("cpu", torch.float64)
     with torch.no_grad():
         try:
-            got = stack(_grouped(sample.repeat(len(models), 1, 1, 1), len(models)))
+            got = exact(stack)(_grouped(sample.repeat(len(models), 1, 1, 1), len(models)))
         except RuntimeError as error:
             raise ValueError(problem) from error
+        members: dict[int, nn.Module] = {}  # one copy of a source shared by many tasks
         for t, (model, head) in enumerate(zip(models, heads)):
-            was_training = model.training
-            device = next(model.parameters()).device
-            features = model.eval().features_from(cut, sample.to(device))
-            expected = head(features.to(head.weight.device)).to(got.device)
-            model.train(was_training)
+            member = members.setdefault(id(model), exact(model))
+            expected = exact(head)(member.features_from(cut, sample))
             k = expected.shape[1]
             if not torch.allclose(
                 got[:, t, :k], expected, atol=_CHECK_TOLERANCE, rtol=_CHECK_TOLERANCE
@@ -339,8 +342,9 @@ def train_stacked(
     n_tasks = len(tasks)
     prepare = transform if transform is not None else (lambda batch: batch)
     sample = prepare(inputs[torch.as_tensor(tasks[0].train_rows[:2])])
-    stack = _Stack(models, heads, cut).to(dev)
-    _check_stack(stack, models, heads, cut, sample.to(dev))
+    stack = _Stack(models, heads, cut)
+    _check_stack(stack, models, heads, cut, sample)
+    stack.to(dev)
     channels_last = dev.type != "mps" and sample.dim() == 4
     if channels_last:
         stack.to(memory_format=torch.channels_last)
