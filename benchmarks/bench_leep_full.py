@@ -108,7 +108,9 @@ def _epoch_rate(model: Any, ds: Any, spec: Any, head: Any, device: str, batch: i
     return len(task.train_rows) / seconds
 
 
-def probe(scale: str, device: str, score_tasks: int, cache_dir: str | None) -> pd.DataFrame:
+def probe(
+    scale: str, device: str, score_tasks: int, cache_dir: str | None, settings: list[str]
+) -> pd.DataFrame:
     run = run_parameters("leep", scale=scale, device=device, cache_dir=cache_dir, seed=0)
     preset = leep.PRESETS[scale]
     rows: list[dict[str, Any]] = []
@@ -131,7 +133,7 @@ def probe(scale: str, device: str, score_tasks: int, cache_dir: str | None) -> p
     for source in leep.SOURCES:
         networks[source], seconds = _timed(device, leep.source_network, run, preset, source)
         add("-", source, "source", seconds, 1, "packaged" if "lite" in source else "trained")
-    for setting in leep.SETTINGS:
+    for setting in settings:
         spec = preset.setting(setting)
         ds = leep.setting_dataset(run, preset, setting)
         tasks = leep.setting_tasks(run, preset, setting)
@@ -248,10 +250,11 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--score-tasks", type=int, default=3)
     parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--settings", nargs="+", default=list(leep.SETTINGS), choices=leep.SETTINGS)
     args = parser.parse_args()
     load = os.getloadavg()
     start = time.perf_counter()
-    table = probe(args.scale, args.device, args.score_tasks, args.cache_dir)
+    table = probe(args.scale, args.device, args.score_tasks, args.cache_dir, args.settings)
     totals = table.groupby("setting", sort=False)["projected [s]"].sum() / 3600
     print(f"\nprobe wall time {time.perf_counter() - start:.0f} s; projected hours per setting:")
     print(totals.round(2).to_string())

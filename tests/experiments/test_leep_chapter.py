@@ -282,6 +282,26 @@ def test_properties_and_convergence_at_tiny_scale(shared_run):
 
 
 @pytest.mark.slow
+def test_below_baseline_lists_exactly_the_networks_the_summary_counts_as_failing(shared_run):
+    for setting in leep.SETTINGS:
+        leep.run_transfer(shared_run, TINY, setting, progress=False)
+    leep.run_convergence(shared_run, TINY, progress=False)
+    summary = leep.baseline_summary(shared_run, TINY)
+    trained = summary[summary["role"] != "source"]
+    below = leep.below_baseline(shared_run, TINY)
+    failing = (trained["networks"] - trained["beat baseline"]).sum()
+    assert len(below) == failing > 0  # tiny networks on 2-epoch schedules do fail
+    assert (below["test accuracy"] <= below["majority accuracy"] + below["margin"]).all()
+    names = leep.setting_dataset(shared_run, TINY, "large").label_names["char"]
+    pool = below[below["setting"].isin(["large", "small", "imbalanced"])]
+    for row in pool.itertuples():
+        spec = next(
+            t for t in leep.setting_tasks(shared_run, TINY, row.setting) if t.name == row.task
+        )
+        assert row.classes == " / ".join(names[c] for c in spec.classes)
+
+
+@pytest.mark.slow
 def test_meta_transfer_uses_held_out_classes(shared_run):
     train_classes, held_out = leep._meta_pools(shared_run, TINY)
     assert not set(train_classes) & set(held_out)
