@@ -178,6 +178,7 @@ def book_table(
     *,
     formats: Mapping[str, str] | None = None,
     index: bool = False,
+    escape: bool = True,
 ) -> Styler:
     """A table as the book shows it: rounded numbers, padded cells, no index unless it means something.
 
@@ -191,11 +192,14 @@ def book_table(
         Other formats for some columns, e.g. ``{"p": "{:.1e}"}`` for p-values.
     index : bool
         Show the index, as the first column (for a table whose index names its rows).
+    escape : bool
+        Show text cells as text (a class named ``<`` or a rule ``r < 0`` would otherwise be read
+        as HTML); False for cells that carry markup of their own.
     """
     formats = dict(formats or {})
     if index:  # the index becomes the first column: one header row, not two
         table = table.rename_axis(table.index.name or "").reset_index()
-    styler = table.style.format(lambda v: _number(v, precision))
+    styler = table.style.format(lambda v: _number(v, precision), escape="html" if escape else None)
     for column, spec in formats.items():
         styler = styler.format(spec, subset=[column], na_rep="–")
     styler = styler.set_table_styles(
