@@ -6,6 +6,7 @@ The runners train real (tiny) networks and run the packaged EfficientNet-Lite0 o
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -311,3 +312,20 @@ def test_meta_transfer_uses_held_out_classes(shared_run):
     meta = leep.run_meta_transfer(shared_run, TINY, progress=False)
     assert len(meta) == TINY.meta.n_episodes and meta["accuracy"].between(0, 1).all()
     assert (Path(shared_run.cache_dir) / "models").is_dir()  # the meta-trained model is cached
+
+
+def test_orientation_similarity_is_one_for_a_symmetric_image_set(shared_run, monkeypatch):
+    """Images symmetric under both flips give identical features: similarity 1 for both kinds."""
+    table = leep.orientation_similarity(shared_run, TINY, n_images=40)
+    assert list(table["source"]) == list(leep.SOURCES)
+    values = table.drop(columns="source").to_numpy()
+    assert np.all((values >= -1 - 1e-9) & (values <= 1 + 1e-9))
+    real = leep._dataset
+    symmetric = real(shared_run, TINY.data, "main")
+    images = symmetric.images.copy()
+    images = np.maximum(images, images[..., ::-1])
+    images = np.maximum(images, images[..., ::-1, :])
+    monkeypatch.setattr(leep, "_dataset", lambda *a: dataclasses.replace(symmetric, images=images))
+    flipped = leep.orientation_similarity(shared_run, TINY, n_images=40)
+    np.testing.assert_allclose(flipped[["mirrored", "upside down"]], 1.0, atol=1e-6)
+    assert (flipped["other image"] < 0.9).all()

@@ -97,6 +97,7 @@ __all__ = [
     "finetune_baselines",
     "leep_networks",
     "level_table",
+    "orientation_similarity",
     "run_convergence",
     "run_loss_control",
     "run_meta_transfer",
@@ -1997,6 +1998,55 @@ def below_baseline(run: RunParams, preset: LEEPPreset) -> pd.DataFrame:
         "margin",
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def orientation_similarity(run: RunParams, preset: LEEPPreset, n_images: int = 300) -> pd.DataFrame:
+    """How much a source's penultimate features change when a glyph is mirrored or turned upside
+    down, next to another rendering of the same character and an unrelated image.
+
+    ``n_images`` random images of the target pool (the named stream ``("leep", "orientation")``),
+    each paired with its mirror image, itself upside down, another image of its class and a
+    random image; features centred on the mean of all of them; the mean cosine similarity of each
+    pair kind. A network whose mirror-image similarity exceeds its same-class similarity can barely
+    tell a class from its mirror image (``<`` from ``>``).
+
+    Returns
+    -------
+    DataFrame
+        One row per source: ``source, mirrored, upside down, same class, other image``.
+    """
+    from transferlib.training import extract
+
+    ds = _dataset(run, preset.data, "main")
+    labels = ds.column(_label(ds))
+    generator = rng(run.seed, "leep", "orientation")
+    rows = generator.choice(len(ds), min(n_images, len(ds)), replace=False)
+    same = np.array([generator.choice(np.flatnonzero(labels == labels[r])) for r in rows])
+    other = generator.choice(len(ds), len(rows), replace=False)
+    images = ds.images[rows]
+    pairs = {
+        "mirrored": images[..., ::-1].copy(),
+        "upside down": images[..., ::-1, :].copy(),
+        "same class": ds.images[same],
+        "other image": ds.images[other],
+    }
+    table = []
+    for source in SOURCES:
+        model = source_network(run, preset, source).model
+        features = {
+            name: extract(model, batch, ("features",), device=run.device)["features"].astype(float)
+            for name, batch in {"image": images, **pairs}.items()
+        }
+        centre = np.concatenate(list(features.values())).mean(axis=0)
+        unit = {
+            name: (f - centre) / np.linalg.norm(f - centre, axis=1, keepdims=True)
+            for name, f in features.items()
+        }
+        table.append(
+            {"source": source}
+            | {name: float(np.mean(np.sum(unit["image"] * unit[name], axis=1))) for name in pairs}
+        )
+    return pd.DataFrame(table)
 
 
 def bootstrap_difference(
