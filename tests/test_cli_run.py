@@ -49,6 +49,8 @@ run_parameters("data", scale=scale, dataset=dataset, data_root=data_root, device
                seed=seed, cache_dir=cache_dir)
 glyphs = load_glyphs(n_images=110, image_size=8)  # no cache_dir: $TRANSFERLIB_CACHE decides
 print(glyphs.metadata["cache_path"])
+import os
+print("TQDM_DISABLE=" + str(os.environ.get("TQDM_DISABLE")))
 if fail:
     raise RuntimeError("boom\\nsecond line")
 ```
@@ -196,6 +198,7 @@ def test_run_keeps_everything_in_cache_dir_and_removes_a_failed_output(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TRANSFERLIB_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "default"))
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
     notebook = tmp_path / "tiny.md"
     notebook.write_text(NOTEBOOK)
     argv = ["run", str(notebook), "--scale", "smoke", "--no-progress", "-p", "cache_dir", "mine"]
@@ -204,7 +207,9 @@ def test_run_keeps_everything_in_cache_dir_and_removes_a_failed_output(
     out, err = capfd.readouterr()
     assert "executed notebook written to ok.ipynb" in out
     assert "TCP" not in err and "WARNING" not in err, err  # the kernel's transport warning
-    assert str(tmp_path / "mine" / "data") in (tmp_path / "ok.ipynb").read_text()
+    executed = (tmp_path / "ok.ipynb").read_text()
+    assert str(tmp_path / "mine" / "data") in executed
+    assert "TQDM_DISABLE=1" in executed  # --no-progress silences the notebook's bars too
     assert not (tmp_path / "default").exists()  # nothing went to the default cache
     (manifest,) = (tmp_path / "mine" / ".manifests" / "data").glob("*.manifest.json")
     assert '"scale": "smoke"' in manifest.read_text()

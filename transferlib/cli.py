@@ -239,7 +239,8 @@ def run_notebook(
     notebooks_dir : Path
         Where notebook names are looked up.
     progress : bool
-        Show papermill's progress bar.
+        Show papermill's progress bar, and let the notebook show its own (False sets
+        ``TQDM_DISABLE=1`` in the kernel's environment).
 
     Raises
     ------
@@ -281,6 +282,8 @@ def run_notebook(
     # or not; absolute, because the kernel runs in the notebook's folder.
     root = os.fspath(cache_location(run.cache_dir).absolute())
     variables = {SCALE_ENV_VAR: run_scale, ENV_VAR: root}
+    if not progress:  # the notebook's own progress bars (tqdm) too, not only papermill's
+        variables["TQDM_DISABLE"] = "1"
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with _environment(variables), _kernel_options() as options:
