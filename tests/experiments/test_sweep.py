@@ -262,3 +262,44 @@ def test_local_executor_workers_compute_on_one_thread(tmp_path):
         torch_threads, blas_threads = executor.submit(_thread_counts, 0).result()
     assert torch_threads == 1
     assert len(blas_threads) >= 2 and set(blas_threads) == {1}  # NumPy's and SciPy's BLAS
+
+
+_POOL_DRIVER = """
+import os, sys, time
+from transferlib.config import RunParams
+from transferlib.experiments.sweep import local_executor
+
+if __name__ == "__main__":  # workers are spawned: they import this file
+    pool = local_executor(RunParams(device="cpu", cache_dir=sys.argv[1]), 2)
+    pids = {pool.submit(os.getpid).result() for _ in range(8)}
+    print(" ".join(map(str, sorted(pids))), flush=True)
+    time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie is dead, waiting to be reaped
+        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_local_executor_workers_exit_when_their_driver_is_killed(tmp_path, sig):
+    script = tmp_path / "pool_driver.py"
+    script.write_text(_POOL_DRIVER)
+    driver = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    workers = [int(pid) for pid in driver.stdout.readline().split()]
+    assert workers and all(_alive(pid) for pid in workers)
+    driver.send_signal(sig)  # a kernel shut down: the pool is never told
+    driver.wait(timeout=30)
+    deadline = time.time() + 20
+    while any(_alive(pid) for pid in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers)

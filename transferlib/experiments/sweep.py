@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from multiprocessing.context import SpawnContext, SpawnProcess
@@ -78,12 +79,27 @@ def result_store(
 _ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def _init_worker() -> None:
+#: How often a worker checks that its driver is still alive (seconds).
+_PARENT_POLL = 1.0
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker once the driver that started it is gone (it is then re-parented). A
+    driver killed by SIGTERM or SIGKILL (a kernel shut down) cannot stop its pool, whose workers
+    would otherwise wait for work forever, each holding its memory."""
+    while os.getppid() == parent:
+        time.sleep(_PARENT_POLL)
+    os._exit(1)
+
+
+def _init_worker(parent: int) -> None:
     """A sweep worker computes on one torch thread (and one BLAS/OpenMP thread, see
-    :class:`_WorkerProcess`): two workers on two cores, not four spinning threads."""
+    :class:`_WorkerProcess`): two workers on two cores, not four spinning threads. It exits
+    when its driver ``parent`` does."""
     import torch
 
     torch.set_num_threads(1)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
 class _WorkerProcess(SpawnProcess):
@@ -144,7 +160,9 @@ def local_executor(run: RunParams, workers: int | None = None) -> Executor | Non
         raise ValueError(f"workers must be positive, got {workers}")
     if workers < 2:
         return None
-    return ProcessPoolExecutor(workers, mp_context=_WorkerContext(), initializer=_init_worker)
+    return ProcessPoolExecutor(
+        workers, mp_context=_WorkerContext(), initializer=_init_worker, initargs=(os.getpid(),)
+    )
 
 
 def task_key(spec: Any) -> list[dict[str, Any]]:
