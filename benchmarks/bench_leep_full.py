@@ -45,7 +45,7 @@ from _report import report
 
 from transferlib.config import run_parameters
 from transferlib.experiments import leep
-from transferlib.experiments.protocols import head_transfer, task_codes
+from transferlib.experiments.protocols import head_transfer, stacked_task, task_codes
 from transferlib.experiments.scoring import compute_scores
 from transferlib.experiments.sources import network_outputs
 from transferlib.models import build_model, preprocess
@@ -67,22 +67,11 @@ def _timed(
     return value, time.perf_counter() - start
 
 
-def _stacked(ds: Any, spec: Any) -> StackedTask:
-    return StackedTask(
-        train_rows=spec.train_indices,
-        train_labels=task_codes(ds, spec, spec.train_indices, "train"),
-        test_rows=spec.test_indices,
-        test_labels=task_codes(ds, spec, spec.test_indices, "test"),
-        num_classes=spec.num_classes,
-        seed=0,
-    )
-
-
 def _epoch_rate(model: Any, ds: Any, spec: Any, head: Any, device: str, batch: int) -> float:
     """Image-steps per second of one SGD epoch of ``model`` (every layer) on one task; a first
     epoch on a few images warms the device up."""
     images = torch.from_numpy(ds.images)
-    task = _stacked(ds, spec)
+    task = stacked_task(ds, spec, 0)
     train = functools.partial(
         train_stacked,
         [model],

@@ -63,7 +63,7 @@ from transferlib.experiments.presets import (
     scaled,
     stream_seed,
 )
-from transferlib.experiments.protocols import head_transfer, task_codes
+from transferlib.experiments.protocols import head_transfer, stacked_task, task_codes
 from transferlib.experiments.scoring import compute_scores
 from transferlib.experiments.sources import (
     Network,
@@ -931,19 +931,6 @@ def _heads(
     return _head_sweep(run, preset, setting, source).run(progress, executor)
 
 
-def _stacked_task(ds: ImageDataset, spec: TaskSpec, seed: int) -> Any:
-    from transferlib.training.stacked import StackedTask
-
-    return StackedTask(
-        train_rows=spec.train_indices,
-        train_labels=task_codes(ds, spec, spec.train_indices, "train"),
-        test_rows=spec.test_indices,
-        test_labels=task_codes(ds, spec, spec.test_indices, "test"),
-        num_classes=spec.num_classes,
-        seed=seed,
-    )
-
-
 def _history_rows(
     chunk: Sequence[TaskSpec], histories: Sequence[pd.DataFrame], majority: Sequence[float]
 ) -> list[dict[str, Any]]:
@@ -982,7 +969,7 @@ def _fine_tune_chunk(
         torch.manual_seed(stream_seed(run.seed, "leep", stream, source, spec.name, "head"))
         heads.append(torch.nn.Linear(network.model.feature_dim, spec.num_classes))
     tasks = [
-        _stacked_task(ds, spec, stream_seed(run.seed, "leep", stream, source, spec.name))
+        stacked_task(ds, spec, stream_seed(run.seed, "leep", stream, source, spec.name))
         for spec in chunk
     ]
     transform = None if out.cut is not None else functools.partial(preprocess, network.model)
@@ -1247,7 +1234,7 @@ def _reference_rows(
         torch.manual_seed(stream_seed(run.seed, "leep", "reference", setting, spec.name, "init"))
         models.append(build_model(training.model, spec.num_classes, **training.model_kwargs()))
     tasks = [
-        _stacked_task(ds, spec, stream_seed(run.seed, "leep", "reference", setting, spec.name))
+        stacked_task(ds, spec, stream_seed(run.seed, "leep", "reference", setting, spec.name))
         for spec in chunk
     ]
     histories = train_stacked(

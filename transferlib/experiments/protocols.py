@@ -24,7 +24,7 @@ from transferlib.data import ImageDataset, TaskSpec, make_task_data
 from transferlib.experiments.presets import TrainingSpec, stream_seed
 from transferlib.experiments.sources import Network, majority_accuracy, train_network
 
-__all__ = ["fine_tune_network", "head_transfer", "reference_network", "task_codes"]
+__all__ = ["fine_tune_network", "head_transfer", "reference_network", "stacked_task", "task_codes"]
 
 
 def task_codes(dataset: ImageDataset, spec: TaskSpec, rows: np.ndarray, split: str) -> np.ndarray:
@@ -41,6 +41,21 @@ def task_codes(dataset: ImageDataset, spec: TaskSpec, rows: np.ndarray, split: s
     codes = lookup[column[rows]]
     codes[~np.isin(rows, members)] = -1
     return codes
+
+
+def stacked_task(dataset: ImageDataset, spec: TaskSpec, seed: int) -> Any:
+    """``spec`` as a :class:`~transferlib.training.stacked.StackedTask` (its rows and class codes
+    in both splits), trained with batch order ``seed``."""
+    from transferlib.training.stacked import StackedTask
+
+    return StackedTask(
+        train_rows=spec.train_indices,
+        train_labels=task_codes(dataset, spec, spec.train_indices, "train"),
+        test_rows=spec.test_indices,
+        test_labels=task_codes(dataset, spec, spec.test_indices, "test"),
+        num_classes=spec.num_classes,
+        seed=seed,
+    )
 
 
 def head_transfer(
