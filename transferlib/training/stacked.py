@@ -235,8 +235,9 @@ def _check_stack(
             raise ValueError(problem) from error
         members: dict[int, nn.Module] = {}  # one copy of a source shared by many tasks
         for t, (model, head) in enumerate(zip(models, heads)):
-            member = members.setdefault(id(model), exact(model))
-            expected = exact(head)(member.features_from(cut, sample))
+            if id(model) not in members:
+                members[id(model)] = exact(model)
+            expected = exact(head)(members[id(model)].features_from(cut, sample))
             k = expected.shape[1]
             if not torch.allclose(
                 got[:, t, :k], expected, atol=_CHECK_TOLERANCE, rtol=_CHECK_TOLERANCE
