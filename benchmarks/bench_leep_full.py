@@ -10,7 +10,8 @@ Per setting (§5.1-5.3, :data:`~transferlib.experiments.leep.SETTINGS`) and sour
 
 * ``outputs``: the source's probabilities and penultimate features on every image (once);
 * ``scores``: the paper's three scores on the first ``--score-tasks`` tasks, per task; and the
-  later estimators on the smallest of those (with the preset's ``beyond_paper_max_train``);
+  later estimators on the median-sized one of those, counted on every task within the preset's
+  ``beyond_paper_max_train``;
 * ``heads``: one SGD epoch of the first 20 tasks re-trained together (the chapter's chunk);
 * ``fine-tune``: one epoch of the whole network on one task (the full preset's stack of 1),
   converted to image-steps per second and multiplied by the image-steps of all fine-tuned
@@ -151,9 +152,9 @@ def probe(
                 )
                 spent += seconds
             add(setting, source, "paper scores", spent / len(probed), len(tasks), "per task")
-            small = sorted(probed, key=lambda t: len(t.train_indices))[len(probed) // 2]
-            labels = task_codes(ds, small, small.train_indices, "train")
-            names = leep.score_names(preset, len(small.train_indices), small.num_classes)
+            median = sorted(probed, key=lambda t: len(t.train_indices))[len(probed) // 2]
+            labels = task_codes(ds, median, median.train_indices, "train")
+            names = leep.score_names(preset, len(median.train_indices), median.num_classes)
             later = [n for n in names if n not in leep.PAPER_SCORES]
             if later:
                 _, seconds = _timed(
@@ -161,9 +162,9 @@ def probe(
                     compute_scores,
                     later,
                     labels,
-                    source_labels=probs[small.train_indices].argmax(1),
-                    source_probs=probs[small.train_indices],
-                    features=features[small.train_indices],
+                    source_labels=probs[median.train_indices].argmax(1),
+                    source_probs=probs[median.train_indices],
+                    features=features[median.train_indices],
                     device=device,
                 )
                 eligible = sum(len(t.train_indices) <= preset.beyond_paper_max_train for t in tasks)
@@ -173,7 +174,7 @@ def probe(
                     "later scores",
                     seconds,
                     eligible,
-                    f"per task; probed on {len(small.train_indices)} images",
+                    f"per task; probed on {len(median.train_indices)} images",
                 )
 
             chunk = tasks[:HEAD_CHUNK]
