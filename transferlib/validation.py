@@ -24,13 +24,11 @@ import math
 import numbers
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 __all__ = [
-    "Probabilities",
     "as_float_array",
     "as_labels",
     "as_probabilities",
@@ -41,16 +39,18 @@ __all__ = [
     "check_images",
     "check_int",
     "check_n_classes",
+    "check_probability_rows",
     "check_real",
     "check_same_length",
     "check_task",
     "is_tensor",
     "probability_atol",
+    "probability_matrix",
     "to_numpy",
 ]
 
 #: Rows of a (n, k) probability matrix validated per block (about 1 MB), so each block is
-#: read from memory once and its row sums, minimum and column mass are taken in cache.
+#: read from memory once and its row sums and minimum are taken in cache.
 _BLOCK_BYTES = 1 << 20
 
 
@@ -324,76 +324,73 @@ def probability_atol(dtype: Any) -> float:
     return max(1e-5, 2.0 * eps)
 
 
-@dataclass(frozen=True)
-class Probabilities:
-    """A validated (n, k) probability matrix and the summaries read together with it.
-
-    ``values`` is float64 (or NumPy float32, see :func:`as_probabilities`) on the input's
-    backend; ``row_sums`` (n,) are the sums of its rows and ``column_mass`` (k,) the sums of
-    its columns once every row is divided by its sum (n times the mean predicted
-    distribution), both float64.
-    """
-
-    values: Any
-    row_sums: Any
-    column_mass: Any
-
-
-def _summaries(probs: Any) -> tuple[Any, float, Any]:
-    """Row sums, minimum and column mass, each block read from memory once."""
-    with np.errstate(divide="ignore", invalid="ignore"):  # zero rows are reported later
-        if is_tensor(probs):
-            sums = probs.sum(dim=1)
-            return sums, float(probs.min()), (1.0 / sums) @ probs
-        rows = max(1, _BLOCK_BYTES // (probs.shape[1] * 8))  # float64 blocks, widened or not
-        ones = np.ones(probs.shape[1])
-        sums, mass, lowest = np.empty(probs.shape[0]), np.zeros(probs.shape[1]), np.inf
-        for start in range(0, probs.shape[0], rows):
-            block = probs[start : start + rows]
-            lowest = min(lowest, float(block.min()))  # NaN propagates through min
-            block = block.astype(np.float64, copy=False)  # float32: widened in cache
-            block_sums = np.dot(block, ones, out=sums[start : start + rows])
-            mass += (1.0 / block_sums) @ block
-        return sums, lowest, mass
-
-
-def as_probabilities(
+def probability_matrix(
     p: Any, name: str, *, atol: float | None = None, keep_float32: bool = False
-) -> Probabilities:
-    """Validate a (n, k) matrix whose rows are probability distributions.
+) -> tuple[Any, float]:
+    """A (n, k) matrix meant to hold probability distributions in its rows, checked for
+    kind and shape but not yet read, and the tolerance on its row sums.
 
-    Entries must be finite and non-negative and every row must sum to 1 within ``atol``
-    (in [0, 1), so every row sum is positive; default :func:`probability_atol` of the
-    input's dtype, so half-precision softmax output is accepted). Returns the matrix as
-    float64 (a tensor stays on its device; a NumPy float32 matrix stays float32 when
-    ``keep_float32``, for a caller that widens it block by block) with its row sums and
-    column mass (:class:`Probabilities`, float64 in every case), all from one read of the
-    matrix in cache-sized blocks.
-    Raises TypeError for non-numeric data and ValueError otherwise; the message for bad
-    row sums points out that logits are not accepted.
+    The matrix comes back float64 (a tensor stays on its device; a NumPy float32 matrix
+    stays float32 when ``keep_float32``, for a caller that widens it as it reads). The
+    tolerance is ``atol`` (checked to lie in [0, 1), so every accepted row sum is
+    positive) or, by default, :func:`probability_atol` of the input's dtype, so
+    half-precision softmax output is accepted. A caller that reads the values itself
+    passes what it read to :func:`check_probability_rows`; :func:`as_probabilities` does
+    both. Raises TypeError for non-numeric data and ValueError for a wrong shape.
     """
     arr = _real_array(p, name, 2, numpy=False)
     tol = probability_atol(arr.dtype)
     if atol is not None:
         tol = check_real(atol, "atol", minimum=0.0, maximum=1.0, strict_maximum=True)
-    arr = _to_float(arr, keep_float32=keep_float32 and not is_tensor(arr))
-    sums, lowest, mass = _summaries(arr)
-    if is_tensor(arr):
-        finite = bool(sums.isfinite().all())
-        deviation = float((sums - 1.0).abs().max()) if finite else float("nan")
-    else:
-        finite = bool(np.isfinite(sums).all())
-        deviation = float(np.abs(sums - 1.0).max()) if finite else float("nan")
-    if not (finite and np.isfinite(lowest)):
+    return _to_float(arr, keep_float32=keep_float32 and not is_tensor(arr)), tol
+
+
+def check_probability_rows(row_sums: Any, lowest: float, name: str, atol: float) -> None:
+    """Raise ValueError unless a matrix read as ``row_sums`` (its row sums) and ``lowest``
+    (its smallest entry, or any number >= 0 when no entry is negative) holds probability
+    distributions: every entry finite (a NaN or inf entry makes its row sum non-finite)
+    and non-negative, every row sum within ``atol`` of 1. The message for bad row sums
+    points out that logits are not accepted."""
+    sums = to_numpy(row_sums)
+    finite = bool(np.isfinite(sums).all())
+    if not (finite and math.isfinite(lowest)):
         raise ValueError(f"{name} contains NaN or inf")
     if lowest < 0:
         raise ValueError(f"{name} has negative entries; rows must be probability distributions")
-    if deviation > tol:
+    deviation = float(np.abs(sums - 1.0).max())
+    if deviation > atol:
         raise ValueError(
-            f"{name} rows must sum to 1 (largest deviation {deviation:.3g} > atol={tol:g}); "
+            f"{name} rows must sum to 1 (largest deviation {deviation:.3g} > atol={atol:g}); "
             "pass probabilities, not logits"
         )
-    return Probabilities(arr, sums, mass)
+
+
+def _sums_and_lowest(probs: Any) -> tuple[Any, float]:
+    """Row sums and smallest entry, each block read from memory once."""
+    if is_tensor(probs):
+        return probs.sum(dim=1), float(probs.min())
+    rows = max(1, _BLOCK_BYTES // (probs.shape[1] * 8))
+    ones = np.ones(probs.shape[1])
+    sums, lowest = np.empty(probs.shape[0]), np.inf
+    for start in range(0, probs.shape[0], rows):
+        block = probs[start : start + rows]
+        lowest = min(lowest, float(block.min()))  # NaN propagates through min
+        np.dot(block, ones, out=sums[start : start + rows])
+    return sums, lowest
+
+
+def as_probabilities(p: Any, name: str, *, atol: float | None = None) -> Any:
+    """Validate a (n, k) matrix whose rows are probability distributions; return it as
+    float64 (a tensor stays on its device).
+
+    Entries must be finite and non-negative and every row must sum to 1 within ``atol``
+    (see :func:`probability_matrix` for the default and :func:`check_probability_rows` for
+    the rules). Raises TypeError for non-numeric data and ValueError otherwise.
+    """
+    arr, tol = probability_matrix(p, name, atol=atol)
+    sums, lowest = _sums_and_lowest(arr)
+    check_probability_rows(sums, lowest, name, tol)
+    return arr
 
 
 def as_vector_pair(

@@ -141,7 +141,7 @@ def test_property_1_upper_bound_logistic_head_on_log_theta(seed):
 
 
 def test_float32_input_is_read_as_such_and_computed_in_float64():
-    # float32 probabilities are widened block by block instead of copied: the result is the
+    # float32 probabilities are widened as they are read instead of copied: the result is the
     # float64 computation on the same values, not a float32 one
     theta, y = _problem(4, n=300, kz=30, ky=6)
     theta32 = theta.astype(np.float32)
@@ -153,3 +153,65 @@ def test_float32_input_is_read_as_such_and_computed_in_float64():
     bad[3, 0] = -1e-6
     with pytest.raises(ValueError, match="negative"):
         leep(bad, y)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_passes_match_numpy(dtype):
+    from transferlib.scores import _compiled
+
+    rng = np.random.default_rng(5)
+    values = rng.random((37, 11)).astype(dtype)
+    values[4, 2] = -0.0
+    groups = rng.integers(0, 3, 37)
+    bits = values.view(np.uint64 if dtype == np.float64 else np.uint32)
+    sums, seen, group_sums = _compiled.row_and_group_sums(values, bits, groups, 3)
+    wide = values.astype(np.float64)
+    np.testing.assert_allclose(sums, wide.sum(1), rtol=1e-14)
+    expected = [(wide[groups == g] / wide.sum(1)[groups == g, None]).sum(0) for g in range(3)]
+    np.testing.assert_allclose(group_sums, expected, rtol=1e-13)
+    assert int(seen) >> (8 * values.itemsize - 1) == 1  # the -0.0 sets the sign bit
+    values[4, 2] = 0.0
+    _, seen, _ = _compiled.row_and_group_sums(values, bits, groups, 3)
+    assert int(seen) >> (8 * values.itemsize - 1) == 0
+    table = rng.random((3, 11))
+    np.testing.assert_allclose(
+        _compiled.grouped_row_dots(values, groups, table), (wide * table[groups]).sum(1), rtol=1e-13
+    )
+
+
+def test_every_bad_entry_is_found_wherever_it_is():
+    theta, y = _problem(6, n=50, kz=7)
+    for value, message in [
+        (np.nan, "NaN or inf"),
+        (np.inf, "NaN or inf"),
+        (-np.inf, "NaN or inf"),
+        (-np.nan, "NaN or inf"),  # a NaN with its sign bit set
+        (-1e-300, "negative"),
+    ]:
+        for row, column in [(0, 0), (49, 6), (17, 3)]:
+            bad = theta.copy()
+            bad[row, column] = value
+            with pytest.raises(ValueError, match=message):
+                leep(bad, y)
+    swapped = theta.copy()  # rows that sum to 1 but hold a negative entry
+    swapped[5, :2] = [1.5, -0.5]
+    swapped[5, 2:] = 0.0
+    with pytest.raises(ValueError, match="negative"):
+        leep(swapped, y)
+    signed_zero = theta.copy()
+    signed_zero[:, 0] = -0.0
+    signed_zero /= signed_zero.sum(1, keepdims=True)
+    assert leep(signed_zero, y) == leep(np.abs(signed_zero), y)
+    zero_row = theta.copy()
+    zero_row[9] = 0.0
+    with pytest.raises(ValueError, match="sum to 1"):
+        leep(zero_row, y)
+
+
+def test_memory_layout_does_not_change_the_result():
+    theta, y = _problem(7, n=80, kz=9)
+    expected = leep(theta, y)
+    assert leep(np.asfortranarray(theta), y) == pytest.approx(expected, abs=1e-14)
+    wide = np.zeros((80, 18))
+    wide[:, ::2] = theta
+    assert leep(wide[:, ::2], y) == pytest.approx(expected, abs=1e-14)

@@ -16,6 +16,7 @@ from transferlib.validation import (
     as_probabilities,
     check_choice,
     check_int,
+    check_probability_rows,
     check_real,
     probability_atol,
 )
@@ -77,9 +78,20 @@ def test_probability_tolerance_follows_the_dtype():
     with pytest.raises(ValueError, match="sum to 1"):
         as_probabilities(rows, "p")  # float64 storage: 1e-5
     as_probabilities(rows.astype(np.float16), "p")  # float16 storage: 2e-3
-    probs = as_probabilities(rows, "p", atol=1e-3)
-    assert probs.values is rows and probs.row_sums == pytest.approx(np.full(4, 1 + 2e-4))
-    np.testing.assert_allclose(probs.column_mass, (rows / probs.row_sums[:, None]).sum(0))
+    assert as_probabilities(rows, "p", atol=1e-3) is rows  # validated, not copied
+
+
+def test_probability_rows_are_judged_by_their_sums_and_smallest_entry():
+    check_probability_rows(np.array([1.0, 1 - 1e-6]), 0.0, "p", 1e-5)
+    check_probability_rows(np.array([1.0]), -0.0, "p", 1e-5)  # -0.0 is not negative
+    for sums, lowest, message in [
+        ([1.0, np.nan], 0.0, "p contains NaN or inf"),
+        ([1.0, 1.0], -np.inf, "p contains NaN or inf"),
+        ([1.0, 1.0], -1e-300, "p has negative entries"),
+        ([1.0, 1.1], 0.0, r"largest deviation 0.1 > atol=1e-05\); pass probabilities, not logits"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            check_probability_rows(np.array(sums), lowest, "p", 1e-5)
 
 
 def test_scalar_checks():

@@ -30,7 +30,7 @@ def _class_codes(labels: Any, name: str, n_classes: int) -> np.ndarray:
 
 
 def _probabilities(probs: Any, name: str) -> np.ndarray:
-    return to_numpy(as_probabilities(probs, name).values)
+    return to_numpy(as_probabilities(probs, name))
 
 
 def _empirical_conditional(z: np.ndarray, y: np.ndarray, n_z: int, n_y: int) -> np.ndarray:

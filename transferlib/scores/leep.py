@@ -7,56 +7,96 @@ Transferability of Learned Representations", ICML 2020, Sec. 2-3.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from transferlib.scores._backend import Namespace, namespace
+from transferlib.scores._backend import namespace
 from transferlib.validation import (
-    Probabilities,
     as_labels,
-    as_probabilities,
     check_n_classes,
+    check_probability_rows,
     check_same_length,
+    is_tensor,
+    probability_matrix,
 )
 
 __all__ = ["eep_predictions", "leep"]
 
-
-def _prepare(
-    source_probs: Any, target_labels: Any, atol: float | None
-) -> tuple[Namespace, Probabilities, np.ndarray, int]:
-    """Validated probabilities (with row sums and column mass), target codes and |Y|."""
-    xp = namespace(source_probs)
-    probs = as_probabilities(source_probs, "source_probs", atol=atol, keep_float32=True)
-    codes, classes = as_labels(target_labels, "target_labels")
-    check_same_length(source_probs=probs.values, target_labels=codes)
-    check_n_classes(len(classes), 2, "target_labels")
-    return xp, probs, codes, len(classes)
+#: Entries of the (rows, |Z|) temporaries of the torch route's likelihood pass.
+_TORCH_CHUNK = 1 << 22
 
 
-def _class_blocks(
-    xp: Namespace, probs: Probabilities, codes: np.ndarray, k: int
-) -> Iterator[tuple[Any, Any, Any]]:
-    r"""Per target class :math:`y`: the indices of its rows, the rows, and
-    :math:`\hat P(y \mid \cdot)`, a row of the EEP conditional (eq. 1).
+def _numpy_summaries(values: np.ndarray, codes: np.ndarray, k: int) -> tuple[Any, float, Any]:
+    """Row sums, smallest entry (0.0 when none is negative) and per target class the sum of
+    its normalised rows, from one pass of the compiled loop."""
+    from transferlib.scores import _compiled
 
-    Rows are divided by their sums inside the products (no normalised copy). The class's
-    rows are gathered into one cache-sized block and everything about them is computed
-    from it, so the matrix is read once more in all. A source class with zero total mass
-    has :math:`\theta_z = 0` on every input, so its column is never used; 0 instead of
-    0/0 keeps the result free of NaN.
-    """
+    bits = values.view(np.uint64 if values.dtype == np.float64 else np.uint32)
+    sums, seen, joint = _compiled.row_and_group_sums(values, bits, codes, k)
+    sign_bit = 8 * values.itemsize - 1
+    # A set sign bit may be -0.0, which is allowed: only then is the true minimum needed.
+    lowest = float(values.min()) if int(seen) >> sign_bit else 0.0
+    return sums, lowest, joint
+
+
+def _torch_summaries(values: Any, codes: np.ndarray, k: int) -> tuple[Any, float, Any]:
+    """As :func:`_numpy_summaries`, with torch on the tensor's device. The class sums are
+    taken over each class's gathered rows, a deterministic order (``index_add_`` on a GPU
+    adds in an order that changes from run to run)."""
+    xp = namespace(values)
+    sums = values.sum(dim=1)
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(k + 1))
-    order_xp = xp.asarray(order, "int")
-    inverse_sums = 1.0 / probs.row_sums
-    inverse_marginal = 1.0 / xp.where(probs.column_mass > 0, probs.column_mass, 1.0)
-    for lo, hi in itertools.pairwise(bounds):
-        index = order_xp[lo:hi]
-        rows = xp.asarray(xp.take_rows(probs.values, index))  # float32 widened in cache
-        yield index, rows, (inverse_sums[index] @ rows) * inverse_marginal
+    index = xp.asarray(order, "int")
+    inverse = 1.0 / sums
+    joint = xp.stack(
+        [
+            inverse[index[lo:hi]] @ xp.take_rows(values, index[lo:hi])
+            for lo, hi in itertools.pairwise(bounds)
+        ]
+    )
+    return sums, float(values.min()), joint
+
+
+def _row_dots(values: Any, codes: np.ndarray, table: Any) -> Any:
+    """``values[i] @ table[codes[i]]`` for every row ``i``, float64."""
+    if not is_tensor(values):
+        from transferlib.scores import _compiled
+
+        return _compiled.grouped_row_dots(values, codes, table)
+    xp = namespace(values)
+    index = xp.asarray(codes, "int")
+    out = xp.empty((values.shape[0],))
+    step = max(1, _TORCH_CHUNK // values.shape[1])
+    for lo in range(0, values.shape[0], step):
+        rows = slice(lo, lo + step)
+        out[rows] = (values[rows] * table[index[rows]]).sum(dim=1)
+    return out
+
+
+def _eep(source_probs: Any, target_labels: Any, atol: float | None) -> tuple[Any, Any, Any, Any]:
+    r"""Validated probabilities (NumPy: C-contiguous, float32 kept), their row sums, the
+    target codes and the EEP conditional :math:`\hat P(y \mid z)` (eq. 1), shape (|Y|, |Z|).
+
+    One read of ``source_probs`` gives its validation, row sums and the joint
+    :math:`n \hat P(y, z)` of the rows divided by their sums (no normalised copy). A source
+    class with zero total mass has :math:`\theta_z = 0` on every input, so its column is
+    never used; 0 instead of 0/0 keeps the result free of NaN.
+    """
+    values, tol = probability_matrix(source_probs, "source_probs", atol=atol, keep_float32=True)
+    codes, classes = as_labels(target_labels, "target_labels")
+    check_same_length(source_probs=values, target_labels=codes)
+    check_n_classes(len(classes), 2, "target_labels")
+    if is_tensor(values):
+        sums, lowest, joint = _torch_summaries(values, codes, len(classes))
+    else:
+        values = np.ascontiguousarray(values)
+        sums, lowest, joint = _numpy_summaries(values, codes, len(classes))
+    check_probability_rows(sums, lowest, "source_probs", tol)
+    marginal = joint.sum(0)
+    joint /= marginal + (marginal == 0)  # in place: a fresh (|Y|, |Z|) array costs page faults
+    return values, sums, codes, joint
 
 
 def eep_predictions(
@@ -99,9 +139,8 @@ def eep_predictions(
     -----
     Complexity :math:`O(n |Z| |Y|)` (one GEMM) plus :math:`O(n|Z|)` for the joint.
     """
-    xp, probs, codes, k = _prepare(source_probs, target_labels, atol)
-    conditional = xp.stack([row for _, _, row in _class_blocks(xp, probs, codes, k)])
-    return (xp.asarray(probs.values) @ conditional.T) / probs.row_sums[:, None]
+    values, sums, _, conditional = _eep(source_probs, target_labels, atol)
+    return (namespace(values).asarray(values) @ conditional.T) / sums[:, None]
 
 
 def leep(source_probs: Any, target_labels: Any, *, atol: float | None = None) -> float:
@@ -126,7 +165,7 @@ def leep(source_probs: Any, target_labels: Any, *, atol: float | None = None) ->
     source_probs : array-like or tensor of shape (n, |Z|)
         Source-model probabilities: finite, non-negative, rows summing to 1 within
         ``atol``; logits are rejected. Any float dtype is accepted and computed in
-        float64 (a NumPy float32 matrix is read as such and widened block by block, with
+        float64 (a NumPy float32 matrix is read as such and widened as it is read, with
         no float64 copy); torch input is computed with torch on its device.
     target_labels : array-like of shape (n,)
         Target labels; at least two classes.
@@ -157,11 +196,13 @@ def leep(source_probs: Any, target_labels: Any, *, atol: float | None = None) ->
     probability mass on the target set contributes nothing (no NaN), as argued in
     :func:`eep_predictions`; some public copies divide 0/0 there and return NaN.
 
-    Cost: two reads of ``source_probs``. The first validates it in cache-sized blocks and
-    also gives the row sums and the column mass :math:`n\hat P(z)`. The second gathers
-    the rows of one target class at a time into a cache-resident block, from which come
-    both that class's row of :math:`\hat P(y \mid z)` (class sums weighted by the inverse
-    row sums) and the likelihoods of its samples; no (n, |Z|) temporary is formed.
+    Cost: two reads of ``source_probs``, each in storage order. The first validates it
+    and gives the row sums and the joint :math:`n\hat P(y, z)` (each row divided by its
+    sum as it is added to its class's row); the second gives every sample's likelihood.
+    For NumPy input (a non-contiguous array is copied first) both are compiled loops
+    (numba, :mod:`transferlib.scores._compiled`), so no (n, |Z|) temporary is formed
+    (``benchmarks/bench_scores.py`` times them against one read). The first call in a new environment compiles them
+    (about a second); later processes load them from numba's cache.
 
     References
     ----------
@@ -172,9 +213,7 @@ def leep(source_probs: Any, target_labels: Any, *, atol: float | None = None) ->
     >>> round(leep([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], [0, 1, 0]), 6)
     -0.408691
     """
-    xp, probs, codes, k = _prepare(source_probs, target_labels, atol)
-    likelihood = xp.zeros((len(codes),))
-    for index, rows, conditional in _class_blocks(xp, probs, codes, k):
-        likelihood[index] = rows @ conditional
-    likelihood = xp.minimum(likelihood / probs.row_sums, 1.0)
+    values, sums, codes, conditional = _eep(source_probs, target_labels, atol)
+    xp = namespace(values)
+    likelihood = xp.minimum(_row_dots(values, codes, conditional) / sums, 1.0)
     return 0.0 + xp.item(xp.sum(xp.log(likelihood))) / len(codes)
