@@ -1,10 +1,12 @@
 """environment.yml (conda) and pyproject.toml (pip) name the same packages with the same bounds."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
+
+tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
 ROOT = Path(__file__).resolve().parents[1]
 # conda-forge names where they differ from PyPI's; dask[distributed] is two conda packages

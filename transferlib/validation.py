@@ -335,7 +335,7 @@ def probability_matrix(
     tolerance is ``atol`` (checked to lie in [0, 1), so every accepted row sum is
     positive) or, by default, :func:`probability_atol` of the input's dtype, so
     half-precision softmax output is accepted. A caller that reads the values itself
-    passes what it read to :func:`check_probability_rows`; :func:`as_probabilities` does
+    passes the matrix and what it read to :func:`check_probability_rows`; :func:`as_probabilities` does
     both. Raises TypeError for non-numeric data and ValueError for a wrong shape.
     """
     arr = _real_array(p, name, 2, numpy=False)
@@ -345,16 +345,23 @@ def probability_matrix(
     return _to_float(arr, keep_float32=keep_float32 and not is_tensor(arr)), tol
 
 
-def check_probability_rows(row_sums: Any, lowest: float, name: str, atol: float) -> None:
-    """Raise ValueError unless a matrix read as ``row_sums`` (its row sums) and ``lowest``
-    (its smallest entry, or any number >= 0 when no entry is negative) holds probability
-    distributions: every entry finite (a NaN or inf entry makes its row sum non-finite)
-    and non-negative, every row sum within ``atol`` of 1. The message for bad row sums
-    points out that logits are not accepted."""
+def check_probability_rows(
+    probs: Any, row_sums: Any, lowest: float, name: str, atol: float
+) -> None:
+    """Raise ValueError unless ``probs``, read as ``row_sums`` (its row sums) and ``lowest``
+    (its smallest entry, or any number >= 0 when no entry is negative), holds probability
+    distributions: every entry finite and non-negative, every row sum within ``atol`` of 1.
+
+    A NaN or inf entry makes its row sum non-finite; only then is ``probs`` read again, to
+    tell such an entry from finite entries whose sum overflows. The message for bad row
+    sums points out that logits are not accepted.
+    """
     sums = to_numpy(row_sums)
-    finite = bool(np.isfinite(sums).all())
-    if not (finite and math.isfinite(lowest)):
-        raise ValueError(f"{name} contains NaN or inf")
+    if not (np.isfinite(sums).all() and math.isfinite(lowest)):
+        finite = probs.isfinite().all() if is_tensor(probs) else np.isfinite(probs).all()
+        if not finite:
+            raise ValueError(f"{name} contains NaN or inf")
+        raise ValueError(f"{name} rows must sum to 1 (a row sum overflows); pass probabilities")
     if lowest < 0:
         raise ValueError(f"{name} has negative entries; rows must be probability distributions")
     deviation = float(np.abs(sums - 1.0).max())
@@ -389,7 +396,7 @@ def as_probabilities(p: Any, name: str, *, atol: float | None = None) -> Any:
     """
     arr, tol = probability_matrix(p, name, atol=atol)
     sums, lowest = _sums_and_lowest(arr)
-    check_probability_rows(sums, lowest, name, tol)
+    check_probability_rows(arr, sums, lowest, name, tol)
     return arr
 
 

@@ -1,10 +1,24 @@
 """LEEP against a textbook loop, NCE, and Properties 1-2 of Nguyen et al. (2020)."""
 
+import importlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
 from transferlib.scores import eep_predictions, leep, nce
+
+LEEP_MODULE = importlib.import_module("transferlib.scores.leep")
+
+
+@pytest.fixture(params=["array", "compiled"])
+def route(request, monkeypatch):
+    """Run a test through both routes: compiled loops from 1 entry, or never."""
+    smallest = 1 if request.param == "compiled" else np.iinfo(np.int64).max
+    monkeypatch.setattr(LEEP_MODULE, "_COMPILED_MIN_ENTRIES", smallest)
+    return request.param
 
 
 def _softmax(logits):
@@ -50,7 +64,7 @@ def test_hand_computed_three_samples():
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_matches_textbook_loop(seed):
+def test_matches_textbook_loop(seed, route):
     theta, y = _problem(seed, n=60)
     assert leep(theta, y) == pytest.approx(_textbook_leep(theta, y), abs=1e-12)
 
@@ -140,7 +154,7 @@ def test_property_1_upper_bound_logistic_head_on_log_theta(seed):
     assert leep(theta, y) <= retrained
 
 
-def test_float32_input_is_read_as_such_and_computed_in_float64():
+def test_float32_input_is_read_as_such_and_computed_in_float64(route):
     # float32 probabilities are widened as they are read instead of copied: the result is the
     # float64 computation on the same values, not a float32 one
     theta, y = _problem(4, n=300, kz=30, ky=6)
@@ -179,7 +193,7 @@ def test_compiled_passes_match_numpy(dtype):
     )
 
 
-def test_every_bad_entry_is_found_wherever_it_is():
+def test_every_bad_entry_is_found_wherever_it_is(route):
     theta, y = _problem(6, n=50, kz=7)
     for value, message in [
         (np.nan, "NaN or inf"),
@@ -206,12 +220,40 @@ def test_every_bad_entry_is_found_wherever_it_is():
     zero_row[9] = 0.0
     with pytest.raises(ValueError, match="sum to 1"):
         leep(zero_row, y)
+    huge = theta.copy()
+    huge[9, :2] = 1e308  # finite entries whose sum overflows
+    with pytest.raises(ValueError, match="a row sum overflows"):
+        leep(huge, y)
 
 
-def test_memory_layout_does_not_change_the_result():
+def test_memory_layout_does_not_change_the_result(route):
     theta, y = _problem(7, n=80, kz=9)
     expected = leep(theta, y)
     assert leep(np.asfortranarray(theta), y) == pytest.approx(expected, abs=1e-14)
     wide = np.zeros((80, 18))
     wide[:, ::2] = theta
     assert leep(wide[:, ::2], y) == pytest.approx(expected, abs=1e-14)
+
+
+def test_both_routes_agree_and_only_large_numpy_input_loads_numba(tmp_path):
+    theta, y = _problem(8, n=400, kz=50, ky=7)
+    np.save(tmp_path / "theta.npy", theta)
+    np.save(tmp_path / "y.npy", y)
+    code = (
+        "import sys, numpy as np\n"
+        "from transferlib.scores import leep\n"
+        "theta, y = np.load(sys.argv[1]), np.load(sys.argv[2])\n"
+        "small = leep(theta, y)\n"
+        "assert 'numba' not in sys.modules\n"
+        "large = leep(np.tile(theta, (60, 1)), np.tile(y, 60))\n"  # 1.2 million entries
+        "assert 'numba' in sys.modules\n"
+        "print(small, large)\n"
+    )
+    paths = [str(tmp_path / "theta.npy"), str(tmp_path / "y.npy")]
+    result = subprocess.run(
+        [sys.executable, "-c", code, *paths], check=True, capture_output=True, text=True
+    )
+    small, large = map(float, result.stdout.split())
+    # Tiling repeats every sample, which leaves the EEP and LEEP unchanged.
+    assert small == pytest.approx(_textbook_leep(theta, y), abs=1e-12)
+    assert large == pytest.approx(small, abs=1e-12)

@@ -1,6 +1,7 @@
 """Property-based tests over every score: invariances, backends, ranges, and a finite
 value or a clean ValueError/TypeError on arbitrary finite input."""
 
+import importlib
 import math
 import warnings
 
@@ -267,6 +268,34 @@ def test_leep_numpy_and_torch_agree(data):
 # -- arbitrary finite input ----------------------------------------------------------------
 
 FINITE = st.floats(allow_nan=False, allow_infinity=False)
+
+
+def _leep_route(compiled: bool, probs, y):
+    """LEEP's value, or its error's type and message, with the compiled loops forced on or off."""
+    module = importlib.import_module("transferlib.scores.leep")
+    saved = module._COMPILED_MIN_ENTRIES
+    module._COMPILED_MIN_ENTRIES = 1 if compiled else np.iinfo(np.int64).max
+    try:
+        return leep(probs, y)
+    except (ValueError, TypeError) as error:
+        return type(error), str(error)
+    finally:
+        module._COMPILED_MIN_ENTRIES = saved
+
+
+@SETTINGS
+@given(data=probabilities(), draw=st.data())
+def test_leep_compiled_and_array_routes_agree(data, draw):
+    probs, y = data
+    wide = _leep_route(False, probs, y)
+    assert _leep_route(True, probs, y) == pytest.approx(wide, rel=1e-9, abs=1e-12)
+    # any finite matrix: the same value, or the same error with the same message
+    anything = draw.draw(hnp.arrays(np.float64, probs.shape, elements=FINITE))
+    array, compiled = _leep_route(False, anything, y), _leep_route(True, anything, y)
+    if isinstance(array, tuple):
+        assert compiled == array
+    else:
+        assert compiled == pytest.approx(array, rel=1e-9, abs=1e-12)
 
 
 @pytest.mark.parametrize("name", sorted(SCORES))

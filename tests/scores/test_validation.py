@@ -82,16 +82,20 @@ def test_probability_tolerance_follows_the_dtype():
 
 
 def test_probability_rows_are_judged_by_their_sums_and_smallest_entry():
-    check_probability_rows(np.array([1.0, 1 - 1e-6]), 0.0, "p", 1e-5)
-    check_probability_rows(np.array([1.0]), -0.0, "p", 1e-5)  # -0.0 is not negative
-    for sums, lowest, message in [
-        ([1.0, np.nan], 0.0, "p contains NaN or inf"),
-        ([1.0, 1.0], -np.inf, "p contains NaN or inf"),
-        ([1.0, 1.0], -1e-300, "p has negative entries"),
-        ([1.0, 1.1], 0.0, r"largest deviation 0.1 > atol=1e-05\); pass probabilities, not logits"),
+    rows = np.full((2, 2), 0.5)
+    check_probability_rows(rows, np.array([1.0, 1 - 1e-6]), 0.0, "p", 1e-5)
+    check_probability_rows(rows, np.array([1.0, 1.0]), -0.0, "p", 1e-5)  # -0.0 is not negative
+    nan_entry = np.array([[np.nan, 0.5], [0.5, 0.5]])
+    huge = np.array([[1e308, 1e308], [0.5, 0.5]])
+    for probs, sums, lowest, message in [
+        (nan_entry, [np.nan, 1.0], 0.0, "p contains NaN or inf"),
+        (np.array([[-np.inf, 0.5], [0.5, 0.5]]), [-np.inf, 1.0], -np.inf, "NaN or inf"),
+        (huge, [np.inf, 1.0], 0.5, r"p rows must sum to 1 \(a row sum overflows\)"),
+        (rows, [1.0, 1.0], -1e-300, "p has negative entries"),
+        (rows, [1.0, 1.1], 0.0, r"largest deviation 0.1 > atol=1e-05\); pass probabilities, not"),
     ]:
         with pytest.raises(ValueError, match=message):
-            check_probability_rows(np.array(sums), lowest, "p", 1e-5)
+            check_probability_rows(probs, np.array(sums), lowest, "p", 1e-5)
 
 
 def test_scalar_checks():

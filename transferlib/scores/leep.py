@@ -23,13 +23,21 @@ from transferlib.validation import (
 
 __all__ = ["eep_predictions", "leep"]
 
-#: Entries of the (rows, |Z|) temporaries of the torch route's likelihood pass.
-_TORCH_CHUNK = 1 << 22
+#: NumPy input with at least this many entries takes the compiled loops. Below it the
+#: array-library route is about as fast, and the first call in a process does not pay for
+#: loading the loops (about half a second, mostly importing numba).
+_COMPILED_MIN_ENTRIES = 1 << 20
+#: Entries of the (rows, |Z|) temporaries of the array-library route's likelihood pass.
+_CHUNK_ENTRIES = 1 << 22
 
 
-def _numpy_summaries(values: np.ndarray, codes: np.ndarray, k: int) -> tuple[Any, float, Any]:
+def _compiled_route(values: Any) -> bool:
+    return not is_tensor(values) and values.size >= _COMPILED_MIN_ENTRIES
+
+
+def _compiled_summaries(values: np.ndarray, codes: np.ndarray, k: int) -> tuple[Any, float, Any]:
     """Row sums, smallest entry (0.0 when none is negative) and per target class the sum of
-    its normalised rows, from one pass of the compiled loop."""
+    its rows each divided by its sum, from one pass of the compiled loop."""
     from transferlib.scores import _compiled
 
     bits = values.view(np.uint64 if values.dtype == np.float64 else np.uint32)
@@ -40,60 +48,63 @@ def _numpy_summaries(values: np.ndarray, codes: np.ndarray, k: int) -> tuple[Any
     return sums, lowest, joint
 
 
-def _torch_summaries(values: Any, codes: np.ndarray, k: int) -> tuple[Any, float, Any]:
-    """As :func:`_numpy_summaries`, with torch on the tensor's device. The class sums are
-    taken over each class's gathered rows, a deterministic order (``index_add_`` on a GPU
-    adds in an order that changes from run to run)."""
+def _class_sums(values: Any, sums: Any, codes: np.ndarray, k: int) -> Any:
+    """Per target class, the sum of its rows each divided by its sum (NumPy, or torch on
+    the tensor's device), over each class's gathered rows: a deterministic order, where
+    ``index_add_`` on a GPU adds in an order that changes from run to run."""
     xp = namespace(values)
-    sums = values.sum(dim=1)
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(k + 1))
     index = xp.asarray(order, "int")
     inverse = 1.0 / sums
-    joint = xp.stack(
+    return xp.stack(
         [
             inverse[index[lo:hi]] @ xp.take_rows(values, index[lo:hi])
             for lo, hi in itertools.pairwise(bounds)
         ]
     )
-    return sums, float(values.min()), joint
 
 
 def _row_dots(values: Any, codes: np.ndarray, table: Any) -> Any:
     """``values[i] @ table[codes[i]]`` for every row ``i``, float64."""
-    if not is_tensor(values):
+    if _compiled_route(values):
         from transferlib.scores import _compiled
 
         return _compiled.grouped_row_dots(values, codes, table)
     xp = namespace(values)
     index = xp.asarray(codes, "int")
     out = xp.empty((values.shape[0],))
-    step = max(1, _TORCH_CHUNK // values.shape[1])
+    step = max(1, _CHUNK_ENTRIES // values.shape[1])
     for lo in range(0, values.shape[0], step):
         rows = slice(lo, lo + step)
-        out[rows] = (values[rows] * table[index[rows]]).sum(dim=1)
+        out[rows] = (values[rows] * table[index[rows]]).sum(1)
     return out
 
 
 def _eep(source_probs: Any, target_labels: Any, atol: float | None) -> tuple[Any, Any, Any, Any]:
-    r"""Validated probabilities (NumPy: C-contiguous, float32 kept), their row sums, the
-    target codes and the EEP conditional :math:`\hat P(y \mid z)` (eq. 1), shape (|Y|, |Z|).
+    r"""Validated probabilities, their row sums, the target codes and the EEP conditional
+    :math:`\hat P(y \mid z)` (eq. 1), shape (|Y|, |Z|).
 
-    One read of ``source_probs`` gives its validation, row sums and the joint
-    :math:`n \hat P(y, z)` of the rows divided by their sums (no normalised copy). A source
-    class with zero total mass has :math:`\theta_z = 0` on every input, so its column is
-    never used; 0 instead of 0/0 keeps the result free of NaN.
+    The probabilities come back as the compiled route reads them (C-contiguous, float32
+    kept) or float64 on their backend. One read of ``source_probs`` gives its validation,
+    row sums and the joint :math:`n \hat P(y, z)` of the rows divided by their sums (no
+    normalised copy). A source class with zero total mass has :math:`\theta_z = 0` on every
+    input, so its column is never used; 0 instead of 0/0 keeps the result free of NaN.
     """
     values, tol = probability_matrix(source_probs, "source_probs", atol=atol, keep_float32=True)
     codes, classes = as_labels(target_labels, "target_labels")
     check_same_length(source_probs=values, target_labels=codes)
     check_n_classes(len(classes), 2, "target_labels")
-    if is_tensor(values):
-        sums, lowest, joint = _torch_summaries(values, codes, len(classes))
-    else:
+    if _compiled_route(values):
         values = np.ascontiguousarray(values)
-        sums, lowest, joint = _numpy_summaries(values, codes, len(classes))
-    check_probability_rows(sums, lowest, "source_probs", tol)
+        sums, lowest, joint = _compiled_summaries(values, codes, len(classes))
+    else:
+        values = namespace(values).asarray(values)
+        with np.errstate(over="ignore"):  # an overflowing row sum is reported just below
+            sums, lowest, joint = values.sum(1), float(values.min()), None
+    check_probability_rows(values, sums, lowest, "source_probs", tol)
+    if joint is None:  # the array route sums the classes once the rows are known to be valid
+        joint = _class_sums(values, sums, codes, len(classes))
     marginal = joint.sum(0)
     joint /= marginal + (marginal == 0)  # in place: a fresh (|Y|, |Z|) array costs page faults
     return values, sums, codes, joint
@@ -196,13 +207,16 @@ def leep(source_probs: Any, target_labels: Any, *, atol: float | None = None) ->
     probability mass on the target set contributes nothing (no NaN), as argued in
     :func:`eep_predictions`; some public copies divide 0/0 there and return NaN.
 
-    Cost: two reads of ``source_probs``, each in storage order. The first validates it
-    and gives the row sums and the joint :math:`n\hat P(y, z)` (each row divided by its
-    sum as it is added to its class's row); the second gives every sample's likelihood.
-    For NumPy input (a non-contiguous array is copied first) both are compiled loops
-    (numba, :mod:`transferlib.scores._compiled`), so no (n, |Z|) temporary is formed
-    (``benchmarks/bench_scores.py`` times them against one read). The first call in a new environment compiles them
-    (about a second); later processes load them from numba's cache.
+    Cost: NumPy input of at least :math:`2^{20}` entries is read twice, in storage order,
+    by compiled loops (numba, :mod:`transferlib.scores._compiled`; a non-contiguous array
+    is copied first). The first read validates it and gives the row sums and the joint
+    :math:`n\hat P(y, z)` (each row divided by its sum as it is added to its class's row);
+    the second gives every sample's likelihood; no (n, |Z|) temporary is formed
+    (``benchmarks/bench_scores.py`` times this against one read). The first such call in a
+    process loads the loops (about half a second, mostly importing numba; the first ever
+    compiles them into numba's cache, about a second more). Smaller input, and tensors,
+    gather the rows of one target class at a time with NumPy or with torch on the
+    tensor's device, which costs about one more read.
 
     References
     ----------
