@@ -46,6 +46,7 @@ __all__ = [
     "is_tensor",
     "probability_atol",
     "probability_matrix",
+    "row_sums_and_minimum",
     "to_numpy",
 ]
 
@@ -372,17 +373,19 @@ def check_probability_rows(
         )
 
 
-def _sums_and_lowest(probs: Any) -> tuple[Any, float]:
-    """Row sums and smallest entry, each block read from memory once."""
+def row_sums_and_minimum(probs: Any) -> tuple[Any, float]:
+    """Row sums (float64) and smallest entry of a float matrix, NumPy blocks read from
+    memory once (float32 is widened block by block); tensors with their own methods."""
     if is_tensor(probs):
         return probs.sum(dim=1), float(probs.min())
     rows = max(1, _BLOCK_BYTES // (probs.shape[1] * 8))
     ones = np.ones(probs.shape[1])
     sums, lowest = np.empty(probs.shape[0]), np.inf
-    for start in range(0, probs.shape[0], rows):
-        block = probs[start : start + rows]
-        lowest = min(lowest, float(block.min()))  # NaN propagates through min
-        np.dot(block, ones, out=sums[start : start + rows])
+    with np.errstate(over="ignore", invalid="ignore"):  # check_probability_rows reports it
+        for start in range(0, probs.shape[0], rows):
+            block = probs[start : start + rows]
+            lowest = min(lowest, float(block.min()))  # NaN propagates through min
+            np.dot(block, ones, out=sums[start : start + rows])
     return sums, lowest
 
 
@@ -395,7 +398,7 @@ def as_probabilities(p: Any, name: str, *, atol: float | None = None) -> Any:
     the rules). Raises TypeError for non-numeric data and ValueError otherwise.
     """
     arr, tol = probability_matrix(p, name, atol=atol)
-    sums, lowest = _sums_and_lowest(arr)
+    sums, lowest = row_sums_and_minimum(arr)
     check_probability_rows(arr, sums, lowest, name, tol)
     return arr
 

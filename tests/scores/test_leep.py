@@ -245,7 +245,7 @@ def test_both_routes_agree_and_only_large_numpy_input_loads_numba(tmp_path):
         "theta, y = np.load(sys.argv[1]), np.load(sys.argv[2])\n"
         "small = leep(theta, y)\n"
         "assert 'numba' not in sys.modules\n"
-        "large = leep(np.tile(theta, (60, 1)), np.tile(y, 60))\n"  # 1.2 million entries
+        "large = leep(np.tile(theta, (220, 1)), np.tile(y, 220))\n"  # 4.4 million entries
         "assert 'numba' in sys.modules\n"
         "print(small, large)\n"
     )

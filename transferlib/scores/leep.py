@@ -19,95 +19,90 @@ from transferlib.validation import (
     check_same_length,
     is_tensor,
     probability_matrix,
+    row_sums_and_minimum,
 )
 
 __all__ = ["eep_predictions", "leep"]
 
-#: NumPy input with at least this many entries takes the compiled loops. Below it the
-#: array-library route is about as fast, and the first call in a process does not pay for
-#: loading the loops (about half a second, mostly importing numba).
-_COMPILED_MIN_ENTRIES = 1 << 20
-#: Entries of the (rows, |Z|) temporaries of the array-library route's likelihood pass.
-_CHUNK_ENTRIES = 1 << 22
+#: NumPy input with at least this many entries (32 MB of float64) takes the compiled loops,
+#: which save about 3 ms a call there; smaller input takes the array route, so that a
+#: process that never scores a large matrix does not spend half a second (mostly importing
+#: numba) loading them.
+_COMPILED_MIN_ENTRIES = 1 << 22
 
 
-def _compiled_route(values: Any) -> bool:
-    return not is_tensor(values) and values.size >= _COMPILED_MIN_ENTRIES
-
-
-def _compiled_summaries(values: np.ndarray, codes: np.ndarray, k: int) -> tuple[Any, float, Any]:
-    """Row sums, smallest entry (0.0 when none is negative) and per target class the sum of
-    its rows each divided by its sum, from one pass of the compiled loop."""
+def _compiled_route(
+    values: np.ndarray, codes: np.ndarray, k: int, name: str, atol: float, likelihoods: bool
+) -> tuple[Any, Any, Any]:
+    """Row sums, EEP conditional and (when asked) unnormalised likelihoods of C-contiguous
+    NumPy probabilities: two passes of the compiled loops, the rows checked after the first."""
     from transferlib.scores import _compiled
 
     bits = values.view(np.uint64 if values.dtype == np.float64 else np.uint32)
     sums, seen, joint = _compiled.row_and_group_sums(values, bits, codes, k)
-    sign_bit = 8 * values.itemsize - 1
     # A set sign bit may be -0.0, which is allowed: only then is the true minimum needed.
-    lowest = float(values.min()) if int(seen) >> sign_bit else 0.0
-    return sums, lowest, joint
+    lowest = float(values.min()) if int(seen) >> (8 * values.itemsize - 1) else 0.0
+    check_probability_rows(values, sums, lowest, name, atol)
+    marginal = joint.sum(0)
+    joint /= marginal + (marginal == 0)  # in place: a fresh (|Y|, |Z|) array costs page faults
+    return sums, joint, _compiled.grouped_row_dots(values, codes, joint) if likelihoods else None
 
 
-def _class_sums(values: Any, sums: Any, codes: np.ndarray, k: int) -> Any:
-    """Per target class, the sum of its rows each divided by its sum (NumPy, or torch on
-    the tensor's device), over each class's gathered rows: a deterministic order, where
-    ``index_add_`` on a GPU adds in an order that changes from run to run."""
+def _array_route(
+    values: Any, codes: np.ndarray, k: int, name: str, atol: float, likelihoods: bool
+) -> tuple[Any, Any, Any]:
+    r"""As :func:`_compiled_route` for float64 NumPy arrays or tensors (torch on their device).
+
+    A blocked read validates the rows and gives their sums; a matrix-vector product the
+    marginal :math:`n \hat P(z)` of the rows divided by their sums (no normalised copy).
+    Then the rows of one target class at a time are gathered into a cache-sized block,
+    from which come that class's row of :math:`\hat P(y \mid z)` and the likelihoods of
+    its samples. Summing gathered rows keeps the order of the additions fixed, where
+    ``index_add_`` on a GPU adds in an order that changes from run to run.
+    """
     xp = namespace(values)
+    sums, lowest = row_sums_and_minimum(values)
+    check_probability_rows(values, sums, lowest, name, atol)
+    inverse = 1.0 / sums
+    marginal = inverse @ values
+    inverse_marginal = 1.0 / (marginal + (marginal == 0))
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(k + 1))
-    index = xp.asarray(order, "int")
-    inverse = 1.0 / sums
-    return xp.stack(
-        [
-            inverse[index[lo:hi]] @ xp.take_rows(values, index[lo:hi])
-            for lo, hi in itertools.pairwise(bounds)
-        ]
-    )
+    order = xp.asarray(order, "int")
+    likelihood = xp.empty((len(codes),)) if likelihoods else None
+    conditional = []
+    for lo, hi in itertools.pairwise(bounds):
+        index = order[lo:hi]
+        rows = xp.take_rows(values, index)
+        conditional.append((inverse[index] @ rows) * inverse_marginal)
+        if likelihoods:
+            likelihood[index] = rows @ conditional[-1]
+    return sums, xp.stack(conditional), likelihood
 
 
-def _row_dots(values: Any, codes: np.ndarray, table: Any) -> Any:
-    """``values[i] @ table[codes[i]]`` for every row ``i``, float64."""
-    if _compiled_route(values):
-        from transferlib.scores import _compiled
+def _eep(
+    source_probs: Any, target_labels: Any, atol: float | None, likelihoods: bool
+) -> tuple[Any, Any, Any, Any]:
+    r"""Validated probabilities, their row sums, the EEP conditional :math:`\hat P(y \mid z)`
+    (eq. 1, shape (|Y|, |Z|)) and, when ``likelihoods``, every sample's
+    :math:`\sum_z \hat P(y_i \mid z)\, \theta(x_i)_z` times its row sum.
 
-        return _compiled.grouped_row_dots(values, codes, table)
-    xp = namespace(values)
-    index = xp.asarray(codes, "int")
-    out = xp.empty((values.shape[0],))
-    step = max(1, _CHUNK_ENTRIES // values.shape[1])
-    for lo in range(0, values.shape[0], step):
-        rows = slice(lo, lo + step)
-        out[rows] = (values[rows] * table[index[rows]]).sum(1)
-    return out
-
-
-def _eep(source_probs: Any, target_labels: Any, atol: float | None) -> tuple[Any, Any, Any, Any]:
-    r"""Validated probabilities, their row sums, the target codes and the EEP conditional
-    :math:`\hat P(y \mid z)` (eq. 1), shape (|Y|, |Z|).
-
-    The probabilities come back as the compiled route reads them (C-contiguous, float32
-    kept) or float64 on their backend. One read of ``source_probs`` gives its validation,
-    row sums and the joint :math:`n \hat P(y, z)` of the rows divided by their sums (no
-    normalised copy). A source class with zero total mass has :math:`\theta_z = 0` on every
-    input, so its column is never used; 0 instead of 0/0 keeps the result free of NaN.
+    Rows are divided by their sums inside the products (no normalised copy). A source
+    class with zero total mass has :math:`\theta_z = 0` on every input, so its column is
+    never used; 0 instead of 0/0 keeps the result free of NaN. The probabilities come back
+    as their route read them: C-contiguous with float32 kept (compiled), or float64 on
+    their backend.
     """
     values, tol = probability_matrix(source_probs, "source_probs", atol=atol, keep_float32=True)
     codes, classes = as_labels(target_labels, "target_labels")
     check_same_length(source_probs=values, target_labels=codes)
     check_n_classes(len(classes), 2, "target_labels")
-    if _compiled_route(values):
-        values = np.ascontiguousarray(values)
-        sums, lowest, joint = _compiled_summaries(values, codes, len(classes))
+    route = _array_route
+    if not is_tensor(values) and values.size >= _COMPILED_MIN_ENTRIES:
+        values, route = np.ascontiguousarray(values), _compiled_route
     else:
-        values = namespace(values).asarray(values)
-        with np.errstate(over="ignore"):  # an overflowing row sum is reported just below
-            sums, lowest, joint = values.sum(1), float(values.min()), None
-    check_probability_rows(values, sums, lowest, "source_probs", tol)
-    if joint is None:  # the array route sums the classes once the rows are known to be valid
-        joint = _class_sums(values, sums, codes, len(classes))
-    marginal = joint.sum(0)
-    joint /= marginal + (marginal == 0)  # in place: a fresh (|Y|, |Z|) array costs page faults
-    return values, sums, codes, joint
+        values = namespace(values).asarray(values)  # small float32 input: widened copy
+    return values, *route(values, codes, len(classes), "source_probs", tol, likelihoods)
 
 
 def eep_predictions(
@@ -150,7 +145,7 @@ def eep_predictions(
     -----
     Complexity :math:`O(n |Z| |Y|)` (one GEMM) plus :math:`O(n|Z|)` for the joint.
     """
-    values, sums, _, conditional = _eep(source_probs, target_labels, atol)
+    values, sums, conditional, _ = _eep(source_probs, target_labels, atol, likelihoods=False)
     return (namespace(values).asarray(values) @ conditional.T) / sums[:, None]
 
 
@@ -207,7 +202,7 @@ def leep(source_probs: Any, target_labels: Any, *, atol: float | None = None) ->
     probability mass on the target set contributes nothing (no NaN), as argued in
     :func:`eep_predictions`; some public copies divide 0/0 there and return NaN.
 
-    Cost: NumPy input of at least :math:`2^{20}` entries is read twice, in storage order,
+    Cost: NumPy input of at least :math:`2^{22}` entries is read twice, in storage order,
     by compiled loops (numba, :mod:`transferlib.scores._compiled`; a non-contiguous array
     is copied first). The first read validates it and gives the row sums and the joint
     :math:`n\hat P(y, z)` (each row divided by its sum as it is added to its class's row);
@@ -215,8 +210,9 @@ def leep(source_probs: Any, target_labels: Any, *, atol: float | None = None) ->
     (``benchmarks/bench_scores.py`` times this against one read). The first such call in a
     process loads the loops (about half a second, mostly importing numba; the first ever
     compiles them into numba's cache, about a second more). Smaller input, and tensors,
-    gather the rows of one target class at a time with NumPy or with torch on the
-    tensor's device, which costs about one more read.
+    take the array route: a validating read, the marginal, then the rows of one target
+    class at a time gathered into a cache-sized block (NumPy, or torch on the tensor's
+    device), about one more read in all.
 
     References
     ----------
@@ -227,7 +223,7 @@ def leep(source_probs: Any, target_labels: Any, *, atol: float | None = None) ->
     >>> round(leep([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], [0, 1, 0]), 6)
     -0.408691
     """
-    values, sums, codes, conditional = _eep(source_probs, target_labels, atol)
+    values, sums, _, likelihood = _eep(source_probs, target_labels, atol, likelihoods=True)
     xp = namespace(values)
-    likelihood = xp.minimum(_row_dots(values, codes, conditional) / sums, 1.0)
-    return 0.0 + xp.item(xp.sum(xp.log(likelihood))) / len(codes)
+    likelihood = xp.minimum(likelihood / sums, 1.0)
+    return 0.0 + xp.item(xp.sum(xp.log(likelihood))) / len(sums)
