@@ -21,20 +21,22 @@ difference of the two values as a sanity check. Floors:
 - LEEP: one read of the (n, |Z|) probability matrix (its sum);
 - NCE: one ``bincount`` of the n joint label codes.
 
-References: "textbook" forms transcribe the formulas directly (per-class Python loops,
-``np.linalg.pinv``, dense log-determinants); "TLlib" forms re-implement, from their
+References: LEEP's "array route" is ``leep`` without its compiled loops (the route of
+NumPy input under 2**22 entries and of tensors). "textbook" forms transcribe the formulas
+directly (per-class Python loops, ``np.linalg.pinv``, dense log-determinants); "TLlib" forms re-implement, from their
 published descriptions, TLlib's H-score (``np.cov`` of the features and of the class-mean
 matrix, ``pinv`` with rcond 1e-15, a dense product and its trace) and the LogME
 repository's / TLlib's LogME (SVD of F^T F, then per class at most 11 fixed-point steps in
 the feature basis, each O(nD + D^2), stopping at a 1% change of alpha/beta; NumPy here,
 where the originals compile the per-class loop with numba). Reference forms are NumPy
-only; with ``--device cuda`` they still run on the CPU.
+only (LEEP's array route excepted); with ``--device cuda`` they still run on the CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import os
 import time
 from collections.abc import Callable
@@ -65,6 +67,18 @@ def _textbook_leep(probs: np.ndarray, y: np.ndarray) -> float:
     conditional = joint / joint.sum(0, keepdims=True)
     eep = probs @ conditional.T
     return float(np.mean(np.log(eep[np.arange(len(y)), np.searchsorted(classes, y)])))
+
+
+def _leep_array_route(probs, y) -> float:
+    """``scores.leep`` with its compiled loops switched off: the route that smaller NumPy
+    input and tensors take."""
+    module = importlib.import_module("transferlib.scores.leep")
+    threshold = module._COMPILED_MIN_ENTRIES
+    module._COMPILED_MIN_ENTRIES = np.iinfo(np.int64).max
+    try:
+        return scores.leep(probs, y)
+    finally:
+        module._COMPILED_MIN_ENTRIES = threshold
 
 
 def _class_mean_matrix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -360,7 +374,10 @@ def main(argv: list[str] | None = None) -> None:
             "leep",
             lambda: scores.leep(ours_probs, ours_labels),
             probs_read,
-            [(textbook, lambda: _textbook_leep(probs, y))],
+            [
+                (textbook, lambda: _textbook_leep(probs, y)),
+                ("array route", lambda: _leep_array_route(ours_probs, ours_labels)),
+            ],
         ),
         (
             "h_score",
@@ -419,7 +436,7 @@ def main(argv: list[str] | None = None) -> None:
         f"load average {load}"
     )
     print(title)
-    widths = [24, 10, 10, 11, 10, 10, 10, 10]
+    widths = [24, 10, 10, 11, 13, 10, 10, 10]
     print("".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(HEADER, widths))))
     rows: list[Row] = []
     for name, ours, floor, references in cases:
