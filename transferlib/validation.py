@@ -46,12 +46,12 @@ __all__ = [
     "is_tensor",
     "probability_atol",
     "probability_matrix",
-    "row_sums_and_minimum",
+    "probability_summaries",
     "to_numpy",
 ]
 
 #: Rows of a (n, k) probability matrix validated per block (about 1 MB), so each block is
-#: read from memory once and its row sums and minimum are taken in cache.
+#: read from memory once and its row sums, minimum and column mass are taken in cache.
 _BLOCK_BYTES = 1 << 20
 
 
@@ -373,20 +373,27 @@ def check_probability_rows(
         )
 
 
-def row_sums_and_minimum(probs: Any) -> tuple[Any, float]:
-    """Row sums (float64) and smallest entry of a float matrix, NumPy blocks read from
-    memory once (float32 is widened block by block); tensors with their own methods."""
+def probability_summaries(probs: Any, *, column_mass: bool = False) -> tuple[Any, float, Any]:
+    """Row sums (float64), smallest entry and, when ``column_mass``, the column sums of
+    the rows each divided by its sum (else None) of a float matrix: NumPy blocks of about
+    1 MB are read from memory once and summarised in cache (float32 is widened block by
+    block); tensors with their own methods. The values are meaningful once
+    :func:`check_probability_rows` has accepted the first two."""
     if is_tensor(probs):
-        return probs.sum(dim=1), float(probs.min())
+        sums = probs.sum(dim=1)
+        return sums, float(probs.min()), (1.0 / sums) @ probs if column_mass else None
     rows = max(1, _BLOCK_BYTES // (probs.shape[1] * 8))
     ones = np.ones(probs.shape[1])
     sums, lowest = np.empty(probs.shape[0]), np.inf
-    with np.errstate(over="ignore", invalid="ignore"):  # check_probability_rows reports it
+    mass = np.zeros(probs.shape[1]) if column_mass else None
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # reported by the check
         for start in range(0, probs.shape[0], rows):
             block = probs[start : start + rows]
             lowest = min(lowest, float(block.min()))  # NaN propagates through min
-            np.dot(block, ones, out=sums[start : start + rows])
-    return sums, lowest
+            block_sums = np.dot(block, ones, out=sums[start : start + rows])
+            if column_mass:
+                mass += (1.0 / block_sums) @ block
+    return sums, lowest, mass
 
 
 def as_probabilities(p: Any, name: str, *, atol: float | None = None) -> Any:
@@ -398,7 +405,7 @@ def as_probabilities(p: Any, name: str, *, atol: float | None = None) -> Any:
     the rules). Raises TypeError for non-numeric data and ValueError otherwise.
     """
     arr, tol = probability_matrix(p, name, atol=atol)
-    sums, lowest = row_sums_and_minimum(arr)
+    sums, lowest, _ = probability_summaries(arr)
     check_probability_rows(arr, sums, lowest, name, tol)
     return arr
 

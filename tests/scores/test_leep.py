@@ -155,8 +155,8 @@ def test_property_1_upper_bound_logistic_head_on_log_theta(seed):
 
 
 def test_float32_input_is_read_as_such_and_computed_in_float64(route):
-    # float32 probabilities are widened as they are read instead of copied: the result is the
-    # float64 computation on the same values, not a float32 one
+    # float32 probabilities are computed in float64 (the compiled route widens them as it
+    # reads them): the result is the float64 computation on the same values, not a float32 one
     theta, y = _problem(4, n=300, kz=30, ky=6)
     theta32 = theta.astype(np.float32)
     assert leep(theta32, y) == pytest.approx(leep(theta32.astype(np.float64), y), abs=1e-13)

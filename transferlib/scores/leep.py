@@ -19,13 +19,13 @@ from transferlib.validation import (
     check_same_length,
     is_tensor,
     probability_matrix,
-    row_sums_and_minimum,
+    probability_summaries,
 )
 
 __all__ = ["eep_predictions", "leep"]
 
 #: NumPy input with at least this many entries (32 MB of float64) takes the compiled loops,
-#: which save about 3 ms a call there; smaller input takes the array route, so that a
+#: which save about 4 ms a call there; smaller input takes the array route, so that a
 #: process that never scores a large matrix does not spend half a second (mostly importing
 #: numba) loading them.
 _COMPILED_MIN_ENTRIES = 1 << 22
@@ -53,39 +53,41 @@ def _array_route(
 ) -> tuple[Any, Any, Any]:
     r"""As :func:`_compiled_route` for float64 NumPy arrays or tensors (torch on their device).
 
-    A blocked read validates the rows and gives their sums; a matrix-vector product the
-    marginal :math:`n \hat P(z)` of the rows divided by their sums (no normalised copy).
+    A blocked read validates the rows and gives their sums and the marginal
+    :math:`n \hat P(z)` of the rows divided by their sums (no normalised copy).
     Then the rows of one target class at a time are gathered into a cache-sized block,
     from which come that class's row of :math:`\hat P(y \mid z)` and the likelihoods of
     its samples. Summing gathered rows keeps the order of the additions fixed, where
     ``index_add_`` on a GPU adds in an order that changes from run to run.
     """
     xp = namespace(values)
-    sums, lowest = row_sums_and_minimum(values)
+    sums, lowest, marginal = probability_summaries(values, column_mass=True)
     check_probability_rows(values, sums, lowest, name, atol)
     inverse = 1.0 / sums
-    marginal = inverse @ values
     inverse_marginal = 1.0 / (marginal + (marginal == 0))
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(k + 1))
     order = xp.asarray(order, "int")
     likelihood = xp.empty((len(codes),)) if likelihoods else None
-    conditional = []
+    conditional = []  # its rows, kept only when the caller needs no likelihoods
     for lo, hi in itertools.pairwise(bounds):
         index = order[lo:hi]
         rows = xp.take_rows(values, index)
-        conditional.append((inverse[index] @ rows) * inverse_marginal)
+        row = (inverse[index] @ rows) * inverse_marginal
         if likelihoods:
-            likelihood[index] = rows @ conditional[-1]
-    return sums, xp.stack(conditional), likelihood
+            likelihood[index] = rows @ row
+        else:
+            conditional.append(row)
+    return sums, xp.stack(conditional) if conditional else None, likelihood
 
 
 def _eep(
     source_probs: Any, target_labels: Any, atol: float | None, likelihoods: bool
 ) -> tuple[Any, Any, Any, Any]:
     r"""Validated probabilities, their row sums, the EEP conditional :math:`\hat P(y \mid z)`
-    (eq. 1, shape (|Y|, |Z|)) and, when ``likelihoods``, every sample's
-    :math:`\sum_z \hat P(y_i \mid z)\, \theta(x_i)_z` times its row sum.
+    (eq. 1, shape (|Y|, |Z|); None from the array route when ``likelihoods``) and, when
+    ``likelihoods``, every sample's :math:`\sum_z \hat P(y_i \mid z)\, \theta(x_i)_z`
+    times its row sum (else None).
 
     Rows are divided by their sums inside the products (no normalised copy). A source
     class with zero total mass has :math:`\theta_z = 0` on every input, so its column is
@@ -171,8 +173,9 @@ def leep(source_probs: Any, target_labels: Any, *, atol: float | None = None) ->
     source_probs : array-like or tensor of shape (n, |Z|)
         Source-model probabilities: finite, non-negative, rows summing to 1 within
         ``atol``; logits are rejected. Any float dtype is accepted and computed in
-        float64 (a NumPy float32 matrix is read as such and widened as it is read, with
-        no float64 copy); torch input is computed with torch on its device.
+        float64 (a NumPy float32 matrix of :math:`2^{22}` entries or more is widened as
+        it is read, with no float64 copy); torch input is computed with torch on its
+        device.
     target_labels : array-like of shape (n,)
         Target labels; at least two classes.
     atol : float, optional
@@ -210,9 +213,9 @@ def leep(source_probs: Any, target_labels: Any, *, atol: float | None = None) ->
     (``benchmarks/bench_scores.py`` times this against one read). The first such call in a
     process loads the loops (about half a second, mostly importing numba; the first ever
     compiles them into numba's cache, about a second more). Smaller input, and tensors,
-    take the array route: a validating read, the marginal, then the rows of one target
-    class at a time gathered into a cache-sized block (NumPy, or torch on the tensor's
-    device), about one more read in all.
+    take the array route: a validating read that also gives the marginal, then the rows
+    of one target class at a time gathered into a cache-sized block (NumPy, or torch on
+    the tensor's device), about one more read in all.
 
     References
     ----------
