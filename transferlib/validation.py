@@ -336,8 +336,9 @@ def probability_matrix(
     tolerance is ``atol`` (checked to lie in [0, 1), so every accepted row sum is
     positive) or, by default, :func:`probability_atol` of the input's dtype, so
     half-precision softmax output is accepted. A caller that reads the values itself
-    passes the matrix and what it read to :func:`check_probability_rows`; :func:`as_probabilities` does
-    both. Raises TypeError for non-numeric data and ValueError for a wrong shape.
+    passes the matrix and what it read to :func:`check_probability_rows`;
+    :func:`as_probabilities` does both. Raises TypeError for non-numeric data and
+    ValueError for a wrong shape.
     """
     arr = _real_array(p, name, 2, numpy=False)
     tol = probability_atol(arr.dtype)
@@ -390,6 +391,7 @@ def probability_summaries(probs: Any, *, column_mass: bool = False) -> tuple[Any
         for start in range(0, probs.shape[0], rows):
             block = probs[start : start + rows]
             lowest = min(lowest, float(block.min()))  # NaN propagates through min
+            block = block.astype(np.float64, copy=False)  # float32: widened in cache
             block_sums = np.dot(block, ones, out=sums[start : start + rows])
             if column_mass:
                 mass += (1.0 / block_sums) @ block
